@@ -1,0 +1,25 @@
+"""Developer sessions: tests, lint (ruff) and typecheck (mypy)."""
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "robustkit", "tests", "benchmarks", "scripts", "noxfile.py")
+    session.run("ruff", "format", "--check", "robustkit", "tests", "benchmarks", "scripts")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    session.run("mypy")

@@ -1,0 +1,170 @@
+"""The robustkit command line: a thin Typer layer over the Python API."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from robustkit.attacks import attack_class, list_attacks
+from robustkit.data import load_dataset
+from robustkit.errors import RobustkitError
+from robustkit.evaluate import DEFAULT_ATTACKS, DEFAULT_BUDGETS, audit
+from robustkit.models import list_zoo_models, load_model
+from robustkit.results import WORST_CASE, AuditResult, ensure_writable_dir
+
+app = typer.Typer(
+    help="Adversarial-robustness testing for PyTorch image classifiers.",
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stderr = Console(stderr=True)
+stdout = Console()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def clean_errors(command: F) -> F:
+    """Turn a RobustkitError into one line on stderr and exit code 2."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RobustkitError as err:
+            stderr.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return run  # type: ignore[return-value]
+
+
+def parse_floats(text: str, option: str) -> list[float]:
+    """'0.1,0.3' -> [0.1, 0.3]; anything else names the option to fix."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise RobustkitError(
+            f"{option} takes comma-separated numbers like 0.1,0.3, got {text!r}"
+        ) from None
+    if not values:
+        raise RobustkitError(f"{option} needs at least one number")
+    return values
+
+
+def parse_names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@app.command("audit")
+@clean_errors
+def audit_command(
+    model: Annotated[str, typer.Option(help="zoo:NAME, timm:NAME, torchvision:NAME, "
+                                      "file.py:factory or package.module:factory")] = "zoo:mnist-cnn",
+    checkpoint: Annotated[Path | None, typer.Option(help="state dict to load into the model")] = None,
+    pretrained: Annotated[bool, typer.Option(help="load timm/torchvision pretrained weights")] = False,
+    mean: Annotated[str | None, typer.Option(help="normalisation mean, e.g. 0.1307")] = None,
+    std: Annotated[str | None, typer.Option(help="normalisation std, e.g. 0.3081")] = None,
+    dataset: Annotated[str, typer.Option(help="mnist-sample, mnist, fashion-mnist, cifar10 "
+                                        "or imagefolder:PATH")] = "mnist-sample",
+    data_root: Annotated[Path | None, typer.Option(help="dataset folder "
+                                                  "(default: $ROBUSTKIT_DATA)")] = None,
+    attacks: Annotated[str, typer.Option(help="comma-separated attack names")] = ",".join(
+        DEFAULT_ATTACKS
+    ),
+    eps: Annotated[str, typer.Option(help="L-inf budgets")] = "0.1,0.2,0.3",
+    eps_l2: Annotated[str, typer.Option(help="L2 budgets")] = "1,2,3",
+    sigmas: Annotated[str, typer.Option(help="Gaussian-noise sigmas")] = "0.1,0.3,0.5",
+    steps: Annotated[int, typer.Option(help="iterations of iterative attacks")] = 40,
+    restarts: Annotated[int, typer.Option(help="random restarts of iterative attacks")] = 1,
+    num_samples: Annotated[int | None, typer.Option(help="seeded subset size")] = None,
+    batch_size: Annotated[int, typer.Option(help="images per batch")] = 500,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: "
+                                              "cuda if available)")] = None,
+    seed: Annotated[int, typer.Option(help="seed for subsets and random starts")] = 0,
+    out: Annotated[Path, typer.Option(help="folder for results.csv, summary.csv, "
+                                     "run.json")] = Path("robustkit-results"),
+) -> None:
+    """Attack a model at several budgets and report its robust accuracy."""
+    out_dir = ensure_writable_dir(out)
+    attack_names = parse_names(attacks)
+    for name in attack_names:
+        attack_class(name)  # fail fast, before loading anything, on an unknown name
+    robust_model = load_model(
+        model,
+        checkpoint=checkpoint,
+        pretrained=pretrained,
+        mean=parse_floats(mean, "--mean") if mean else None,
+        std=parse_floats(std, "--std") if std else None,
+        device=device,
+    )
+    image_size = robust_model.input_shape[-1] if robust_model.input_shape else None
+    info = load_dataset(
+        dataset, root=data_root, num_samples=num_samples, seed=seed, image_size=image_size
+    )
+    result = audit(
+        robust_model,
+        info,
+        attacks=attack_names,
+        eps=parse_floats(eps, "--eps"),
+        eps_l2=parse_floats(eps_l2, "--eps-l2"),
+        sigmas=parse_floats(sigmas, "--sigmas"),
+        steps=steps,
+        restarts=restarts,
+        batch_size=batch_size,
+        seed=seed,
+        progress=True,
+    )
+    result.config["command"] = shlex.join(["robustkit", *sys.argv[1:]])
+    result.save(out_dir)
+    stdout.print(summary_table(result))
+    stdout.print(f"results written to {out_dir}/", highlight=False)
+
+
+def summary_table(result: AuditResult) -> Table:
+    """The summary view as a Rich table, worst case in bold."""
+    summary = result.summary()
+    config = result.config
+    table = Table(
+        title=f"robustkit audit: {config['model']} on {config['dataset']} "
+        f"({config['num_samples']} samples, {config['wall_time_s']:.1f} s)"
+    )
+    for column in ("attack", "norm", "eps", "n", "clean acc", "robust acc"):
+        table.add_column(column, justify="left" if column in ("attack", "norm") else "right")
+    for row in summary.itertuples():
+        style = "bold" if row.attack == WORST_CASE else None
+        table.add_row(
+            str(row.attack),
+            str(row.norm),
+            f"{row.eps:g}",
+            str(row.n),
+            f"{row.clean_accuracy:.1%}",
+            f"{row.robust_accuracy:.1%}",
+            style=style,
+        )
+    return table
+
+
+@app.command("attacks")
+def attacks_command(pattern: Annotated[str, typer.Argument()] = "*") -> None:
+    """List the registered attacks."""
+    for name in list_attacks(pattern):
+        stdout.print(name)
+
+
+@app.command("models")
+def models_command() -> None:
+    """List the bundled models (zoo:NAME)."""
+    table = Table(title="bundled models")
+    for column in ("spec", "dataset", "description"):
+        table.add_column(column)
+    for entry in list_zoo_models():
+        table.add_row(f"zoo:{entry.name}", entry.dataset, entry.description)
+    stdout.print(table)

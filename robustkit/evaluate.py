@@ -1,0 +1,203 @@
+"""The evaluator: batched attacks over a dataset, one tidy row per sample x attack x eps."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+import robustkit
+from robustkit.attacks import Attack, attack_class
+from robustkit.data import DatasetInfo, load_dataset
+from robustkit.errors import RobustkitError
+from robustkit.models import RobustModel, check_classifier, load_model
+from robustkit.results import ROW_COLUMNS, AuditResult
+
+DEFAULT_ATTACKS = ("fgsm", "pgd-linf", "pgd-l2", "gaussian-noise")
+DEFAULT_BUDGETS: dict[str, tuple[float, ...]] = {
+    "linf": (0.1, 0.2, 0.3),
+    "l2": (1.0, 2.0, 3.0),
+    "gaussian": (0.1, 0.3, 0.5),
+}
+
+
+def build_attack(spec: str | Attack, **hyper: Any) -> Attack:
+    """An attack from a registry name, passing on only the hyper-parameters it has."""
+    if isinstance(spec, Attack):
+        return spec
+    cls = attack_class(spec)
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in hyper.items() if k in names and v is not None})
+
+
+def resolve_model(model: str | nn.Module, device: str | torch.device | None) -> RobustModel:
+    """A RobustModel from a spec string, a RobustModel, or a bare module taking [0, 1] pixels."""
+    if isinstance(model, str):
+        return load_model(model, device=device)
+    if isinstance(model, RobustModel):
+        return model.to(device) if device is not None else model
+    return RobustModel(model, name=type(model).__name__, device=device)
+
+
+def resolve_data(
+    data: str | DatasetInfo | Dataset | tuple[Tensor, Tensor],
+    num_samples: int | None,
+    seed: int,
+) -> DatasetInfo:
+    """A DatasetInfo from a dataset name, a DatasetInfo, a Dataset or an (x, y) pair."""
+    if isinstance(data, str):
+        return load_dataset(data, num_samples=num_samples, seed=seed)
+    if isinstance(data, DatasetInfo):
+        return data
+    if isinstance(data, tuple):
+        x, y = data
+        if x.dim() != 4:
+            raise RobustkitError(
+                f"images must have shape (N, C, H, W), got {tuple(x.shape)}: "
+                "add the channel dimension with x.unsqueeze(1)"
+            )
+        data = TensorDataset(x, y)
+    first_x, _ = data[0]
+    return DatasetInfo(
+        dataset=data, name=type(data).__name__, classes=[], input_shape=tuple(first_x.shape)
+    )
+
+
+def budgets_for(attacks: Sequence[Attack], budgets: dict[str, Sequence[float]]) -> None:
+    """Check that every attack's norm has a list of budgets."""
+    for attack in attacks:
+        if not budgets.get(attack.norm):
+            raise RobustkitError(f"attack {attack.name!r} needs {attack.norm} budgets: none given")
+
+
+def audit(
+    model: str | nn.Module = "zoo:mnist-cnn",
+    data: str | DatasetInfo | Dataset | tuple[Tensor, Tensor] = "mnist-sample",
+    *,
+    attacks: Iterable[str | Attack] = DEFAULT_ATTACKS,
+    eps: Sequence[float] = DEFAULT_BUDGETS["linf"],
+    eps_l2: Sequence[float] = DEFAULT_BUDGETS["l2"],
+    sigmas: Sequence[float] = DEFAULT_BUDGETS["gaussian"],
+    steps: int | None = None,
+    restarts: int | None = None,
+    num_samples: int | None = None,
+    batch_size: int = 500,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> AuditResult:
+    """Run every attack at every budget on the correctly classified samples of ``data``.
+
+    Clean predictions are computed once per batch; memory is bounded by ``batch_size``.
+    """
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    robust_model = resolve_model(model, device)
+    info = resolve_data(data, num_samples, seed)
+    attack_list = [build_attack(a, steps=steps, restarts=restarts) for a in attacks]
+    if not attack_list:
+        raise RobustkitError("give at least one attack, e.g. --attacks pgd-linf")
+    budgets: dict[str, Sequence[float]] = {"linf": eps, "l2": eps_l2, "gaussian": sigmas}
+    budgets_for(attack_list, budgets)
+    if batch_size < 1:
+        raise RobustkitError(f"batch size must be >= 1, got {batch_size}")
+    loader = DataLoader(info.dataset, batch_size=batch_size, shuffle=False)
+    check_classifier(robust_model, next(iter(loader))[0][:2].to(robust_model.device))
+
+    jobs = [(attack, budget) for attack in attack_list for budget in budgets[attack.norm]]
+    # One column store per (attack, eps), so rows come out in the same order for any batch size.
+    stores: list[dict[str, list[Any]]] = [{name: [] for name in ROW_COLUMNS} for _ in jobs]
+    with _progress_bar(progress) as bar:
+        task = bar.add_task("attacking", total=len(jobs) * len(loader))
+        offset = 0
+        for x, y in loader:
+            x, y = x.to(robust_model.device), y.to(robust_model.device)
+            with torch.no_grad():
+                clean_pred = robust_model(x).argmax(dim=1)
+            correct = clean_pred == y
+            for store, (attack, budget) in zip(stores, jobs, strict=True):
+                bar.update(task, description=f"{attack.name} eps={budget:g}")
+                adv_pred = clean_pred.clone()
+                if correct.any():
+                    result = attack(robust_model, x[correct], y[correct], eps=budget)
+                    adv_pred[correct] = result.adv_pred
+                _append_rows(
+                    store,
+                    model=robust_model.name,
+                    attack=attack,
+                    eps=budget,
+                    first_sample=offset,
+                    labels=y,
+                    clean_pred=clean_pred,
+                    adv_pred=adv_pred,
+                )
+                bar.advance(task)
+            offset += len(y)
+
+    config = {
+        "model": robust_model.name,
+        "dataset": info.name,
+        "num_samples": offset,
+        "attacks": [dataclasses.asdict(a) | {"name": a.name} for a in attack_list],
+        "budgets": {norm: list(values) for norm, values in budgets.items()},
+        "batch_size": batch_size,
+        "seed": seed,
+        "device": str(robust_model.device),
+        "versions": {
+            "robustkit": robustkit.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "wall_time_s": round(time.perf_counter() - started, 3),
+    }
+    frame = pd.concat([pd.DataFrame(store) for store in stores], ignore_index=True)
+    return AuditResult(frame=frame, config=config)
+
+
+def _append_rows(
+    columns: dict[str, list[Any]],
+    *,
+    model: str,
+    attack: Attack,
+    eps: float,
+    first_sample: int,
+    labels: Tensor,
+    clean_pred: Tensor,
+    adv_pred: Tensor,
+) -> None:
+    n = len(labels)
+    labels_l = labels.tolist()
+    clean_l = clean_pred.tolist()
+    adv_l = adv_pred.tolist()
+    columns["model"] += [model] * n
+    columns["attack"] += [attack.name] * n
+    columns["norm"] += [attack.norm] * n
+    columns["eps"] += [eps] * n
+    columns["sample"] += range(first_sample, first_sample + n)
+    columns["label"] += labels_l
+    columns["clean_pred"] += clean_l
+    columns["adv_pred"] += adv_l
+    columns["clean_correct"] += [c == t for c, t in zip(clean_l, labels_l, strict=True)]
+    columns["robust_correct"] += [a == t for a, t in zip(adv_l, labels_l, strict=True)]
+
+
+def _progress_bar(enabled: bool) -> Progress:
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not (enabled and console.is_terminal),
+        transient=True,
+    )

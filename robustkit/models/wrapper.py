@@ -1,0 +1,73 @@
+"""RobustModel: the one place that owns pixel bounds, normalisation, device and eval mode."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from robustkit.errors import RobustkitError
+
+BOUNDS = (0.0, 1.0)
+
+
+class RobustModel(nn.Module):
+    """A classifier that takes pixels in [0, 1] and returns logits.
+
+    Normalisation happens inside ``forward``, so attacks only ever see [0, 1] pixels.
+    """
+
+    bounds: tuple[float, float] = BOUNDS
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        input_shape: tuple[int, int, int] | None = None,
+        num_classes: int | None = None,
+        name: str = "model",
+        device: str | torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.name = name
+        self.input_shape = input_shape
+        self.num_classes = num_classes
+        self.mean: Tensor | None
+        self.std: Tensor | None
+        if (mean is None) != (std is None):
+            raise RobustkitError("give both --mean and --std, or neither")
+        if mean is not None and std is not None:
+            self.register_buffer("mean", torch.tensor(list(mean)).view(1, -1, 1, 1))
+            self.register_buffer("std", torch.tensor(list(std)).view(1, -1, 1, 1))
+        else:
+            self.mean = None
+            self.std = None
+        self.to(device or default_device())
+        self.eval()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.mean is not None and self.std is not None:
+            x = (x - self.mean) / self.std
+        return self.model(x)
+
+    @property
+    def device(self) -> torch.device:
+        return device_of(self)
+
+
+def default_device() -> torch.device:
+    """CUDA when there is one, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (CPU for a module with neither)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")

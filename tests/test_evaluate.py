@@ -1,0 +1,156 @@
+"""Evaluator: the tidy frame, its views and the Python API."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import robustkit
+from robustkit.attacks import PGDLinf
+from robustkit.errors import RobustkitError
+from robustkit.results import ROW_COLUMNS, SUMMARY_COLUMNS, WORST_CASE
+
+
+class Linear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(2 * 4 * 4, 3)
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(len(x))
+        return self.fc(x.flatten(1))
+
+
+@pytest.fixture
+def setup() -> tuple[Linear, tuple[torch.Tensor, torch.Tensor]]:
+    model = Linear()
+    x = torch.rand(40, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = model(x).argmax(dim=1)
+    y[:10] = (y[:10] + 1) % 3  # a quarter misclassified from the start
+    model.batches.clear()
+    return model, (x, y)
+
+
+def run(model, data, **kw):
+    kw.setdefault("attacks", ["fgsm", "pgd-linf"])
+    kw.setdefault("eps", [0.0, 0.05, 0.5])
+    return robustkit.audit(model, data, device="cpu", **kw)
+
+
+def test_frame_has_one_row_per_sample_attack_and_eps(setup):
+    model, data = setup
+    result = run(model, data)
+    frame = result.frame
+    assert list(frame.columns) == ROW_COLUMNS
+    assert len(frame) == 40 * 2 * 3
+    assert frame.groupby(["attack", "eps"]).size().eq(40).all()
+    assert frame["clean_correct"].mean() == pytest.approx(0.75)
+    # a misclassified point is never counted robust, and eps 0 changes nothing
+    assert not frame.loc[~frame["clean_correct"], "robust_correct"].any()
+    at_zero = frame[frame["eps"] == 0.0]
+    assert (at_zero["robust_correct"] == at_zero["clean_correct"]).all()
+
+
+def test_attacks_only_see_correctly_classified_points(setup):
+    model, data = setup
+    run(model, data, attacks=["fgsm"], eps=[0.05], batch_size=40)
+    # the logits check on 2 images, one clean pass over 40, then FGSM on the 30 correct ones
+    assert model.batches[:3] == [2, 40, 30]
+    assert max(model.batches[3:]) <= 30
+
+
+def test_worst_case_is_the_per_sample_minimum_over_attacks(setup):
+    model, data = setup
+    result = run(model, data)
+    frame = result.frame
+    worst = result.worst_case()
+    assert (worst["attack"] == WORST_CASE).all()
+    expected = frame.groupby(["eps", "sample"])["robust_correct"].all()
+    got = worst.set_index(["eps", "sample"])["robust_correct"]
+    pd.testing.assert_series_equal(got.sort_index(), expected.sort_index(), check_names=False)
+    summary = result.summary()
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    per_attack = summary[summary["attack"] != WORST_CASE].groupby("eps")["robust_accuracy"].min()
+    worst_acc = summary[summary["attack"] == WORST_CASE].set_index("eps")["robust_accuracy"]
+    assert (worst_acc <= per_attack + 1e-12).all()
+
+
+def test_worst_case_keeps_the_prediction_of_a_successful_attack(setup):
+    model, data = setup
+    worst = run(model, data).worst_case()
+    broken = worst[worst["clean_correct"] & ~worst["robust_correct"]]
+    assert len(broken) > 0
+    assert (broken["adv_pred"] != broken["label"]).all()
+
+
+def test_worst_case_groups_by_norm(setup):
+    model, data = setup
+    result = run(model, data, attacks=["pgd-linf", "gaussian-noise"], eps=[0.1], sigmas=[0.1])
+    worst = result.worst_case()
+    assert sorted(worst["norm"].unique()) == ["gaussian", "linf"]
+
+
+def test_robust_accuracy_falls_with_eps(setup):
+    model, data = setup
+    accuracy = run(model, data).robust_accuracy()
+    assert accuracy.is_monotonic_decreasing
+    assert accuracy.iloc[0] == pytest.approx(0.75)
+
+
+def test_same_seed_gives_the_same_frame(setup):
+    model, data = setup
+    first = run(model, data, attacks=["pgd-linf", "gaussian-noise"], sigmas=[0.3]).frame
+    second = run(model, data, attacks=["pgd-linf", "gaussian-noise"], sigmas=[0.3]).frame
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_batch_size_does_not_change_the_verdicts(setup):
+    model, data = setup
+    attack = PGDLinf(random_start=False)
+    small = run(model, data, attacks=[attack], batch_size=7).frame
+    large = run(model, data, attacks=[attack], batch_size=40).frame
+    pd.testing.assert_frame_equal(small, large)
+
+
+def test_save_writes_results_summary_and_run_json(setup, tmp_path):
+    model, data = setup
+    result = run(model, data, attacks=["fgsm"], eps=[0.1])
+    result.save(tmp_path / "out")
+    rows = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert set(rows["attack"]) == {"fgsm", WORST_CASE}
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    config = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert config["seed"] == 0 and config["num_samples"] == 40
+    assert config["versions"]["torch"] == torch.__version__
+
+
+def test_no_attack_is_an_error(setup):
+    model, data = setup
+    with pytest.raises(RobustkitError, match="at least one attack"):
+        run(model, data, attacks=[])
+
+
+def test_missing_budget_for_a_norm_is_an_error(setup):
+    model, data = setup
+    with pytest.raises(RobustkitError, match="needs l2 budgets"):
+        run(model, data, attacks=["pgd-l2"], eps_l2=[])
+
+
+def test_images_without_channel_dimension_are_refused(setup):
+    model, (x, y) = setup
+    with pytest.raises(RobustkitError, match="unsqueeze"):
+        run(model, (x[:, 0], y))
+
+
+def test_softmax_model_is_refused(setup):
+    model, data = setup
+    with pytest.raises(RobustkitError, match="remove the softmax"):
+        run(nn.Sequential(model, nn.Softmax(dim=1)), data)
