@@ -2,8 +2,8 @@
 
 __version__ = "0.1.0"
 
-from robustkit.errors import RobustkitError  # noqa: E402
-from robustkit.evaluate import audit  # noqa: E402
-from robustkit.results import AuditResult  # noqa: E402
+from robustkit.errors import RobustkitError
+from robustkit.evaluate import audit
+from robustkit.results import AuditResult
 
 __all__ = ["AuditResult", "RobustkitError", "__version__", "audit"]

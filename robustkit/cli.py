@@ -16,7 +16,7 @@ from rich.table import Table
 from robustkit.attacks import attack_class, list_attacks
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
-from robustkit.evaluate import DEFAULT_ATTACKS, DEFAULT_BUDGETS, audit
+from robustkit.evaluate import DEFAULT_ATTACKS, audit
 from robustkit.models import list_zoo_models, load_model
 from robustkit.results import WORST_CASE, AuditResult, ensure_writable_dir
 
@@ -66,16 +66,26 @@ def parse_names(text: str) -> list[str]:
 @app.command("audit")
 @clean_errors
 def audit_command(
-    model: Annotated[str, typer.Option(help="zoo:NAME, timm:NAME, torchvision:NAME, "
-                                      "file.py:factory or package.module:factory")] = "zoo:mnist-cnn",
-    checkpoint: Annotated[Path | None, typer.Option(help="state dict to load into the model")] = None,
-    pretrained: Annotated[bool, typer.Option(help="load timm/torchvision pretrained weights")] = False,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="zoo:NAME, timm:NAME, torchvision:NAME, file.py:factory or package.module:factory"
+        ),
+    ] = "zoo:mnist-cnn",
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="state dict to load into the model")
+    ] = None,
+    pretrained: Annotated[
+        bool, typer.Option(help="load timm/torchvision pretrained weights")
+    ] = False,
     mean: Annotated[str | None, typer.Option(help="normalisation mean, e.g. 0.1307")] = None,
     std: Annotated[str | None, typer.Option(help="normalisation std, e.g. 0.3081")] = None,
-    dataset: Annotated[str, typer.Option(help="mnist-sample, mnist, fashion-mnist, cifar10 "
-                                        "or imagefolder:PATH")] = "mnist-sample",
-    data_root: Annotated[Path | None, typer.Option(help="dataset folder "
-                                                  "(default: $ROBUSTKIT_DATA)")] = None,
+    dataset: Annotated[
+        str, typer.Option(help="mnist-sample, mnist, fashion-mnist, cifar10 or imagefolder:PATH")
+    ] = "mnist-sample",
+    data_root: Annotated[
+        Path | None, typer.Option(help="dataset folder (default: $ROBUSTKIT_DATA)")
+    ] = None,
     attacks: Annotated[str, typer.Option(help="comma-separated attack names")] = ",".join(
         DEFAULT_ATTACKS
     ),
@@ -86,11 +96,13 @@ def audit_command(
     restarts: Annotated[int, typer.Option(help="random restarts of iterative attacks")] = 1,
     num_samples: Annotated[int | None, typer.Option(help="seeded subset size")] = None,
     batch_size: Annotated[int, typer.Option(help="images per batch")] = 500,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: "
-                                              "cuda if available)")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda, cuda:1 (default: cuda if available)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed for subsets and random starts")] = 0,
-    out: Annotated[Path, typer.Option(help="folder for results.csv, summary.csv, "
-                                     "run.json")] = Path("robustkit-results"),
+    out: Annotated[Path, typer.Option(help="folder for results.csv, summary.csv, run.json")] = Path(
+        "robustkit-results"
+    ),
 ) -> None:
     """Attack a model at several budgets and report its robust accuracy."""
     out_dir = ensure_writable_dir(out)

@@ -50,7 +50,13 @@ class Attack(ABC):
 
     @abstractmethod
     def _run(
-        self, model: nn.Module, inputs: Tensor, labels: Tensor, *, eps: float, targets: Tensor | None
+        self,
+        model: nn.Module,
+        inputs: Tensor,
+        labels: Tensor,
+        *,
+        eps: float,
+        targets: Tensor | None,
     ) -> AttackResult:
         """The algorithm, on validated inputs already on the model's device."""
 

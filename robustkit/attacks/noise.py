@@ -29,7 +29,13 @@ class GaussianNoise(Attack):
     repeats: int = 10
 
     def _run(
-        self, model: nn.Module, inputs: Tensor, labels: Tensor, *, eps: float, targets: Tensor | None
+        self,
+        model: nn.Module,
+        inputs: Tensor,
+        labels: Tensor,
+        *,
+        eps: float,
+        targets: Tensor | None,
     ) -> AttackResult:
         low, high = BOUNDS
         x_adv = inputs.clone()

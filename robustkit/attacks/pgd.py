@@ -60,7 +60,13 @@ class GradientAttack(Attack):
         """Back into the eps-ball around x0 (the caller clips to the bounds)."""
 
     def _run(
-        self, model: nn.Module, inputs: Tensor, labels: Tensor, *, eps: float, targets: Tensor | None
+        self,
+        model: nn.Module,
+        inputs: Tensor,
+        labels: Tensor,
+        *,
+        eps: float,
+        targets: Tensor | None,
     ) -> AttackResult:
         x_adv = inputs.clone()
         success = torch.zeros(len(inputs), dtype=torch.bool, device=inputs.device)
@@ -123,9 +129,7 @@ class GradientAttack(Attack):
                 with torch.no_grad():
                     x = self._project(self._ascent(x.detach(), grad, stepsize), x0, eps)
                     x = x.clamp(low, high)
-        return _RunOutcome(
-            x_adv=out_x, success=out_success, pred=out_pred, objective=out_objective
-        )
+        return _RunOutcome(x_adv=out_x, success=out_success, pred=out_pred, objective=out_objective)
 
 
 def _per_sample(values: Tensor, like: Tensor) -> Tensor:

@@ -66,8 +66,8 @@ def default_device() -> torch.device:
 
 def device_of(model: nn.Module) -> torch.device:
     """The device of a module's first parameter or buffer (CPU for a module with neither)."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for parameter in model.parameters():
+        return parameter.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")

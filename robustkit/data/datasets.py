@@ -1,0 +1,193 @@
+"""Dataset loading: bundled MNIST sample, torchvision datasets and image folders."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+from robustkit.errors import RobustkitError
+
+SAMPLE_NAME = "mnist-sample"
+SAMPLE_FILE = Path(__file__).parent / "files" / "mnist_test_1000.npz"
+ENV_VAR = "ROBUSTKIT_DATA"
+CACHE_ROOT = Path("~/.cache/robustkit/data")
+IMAGEFOLDER_PREFIX = "imagefolder:"
+
+MNIST_CLASSES = [
+    "0 - zero",
+    "1 - one",
+    "2 - two",
+    "3 - three",
+    "4 - four",
+    "5 - five",
+    "6 - six",
+    "7 - seven",
+    "8 - eight",
+    "9 - nine",
+]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset of (x in [0, 1] as C,H,W float tensor, y int) plus its metadata."""
+
+    dataset: Dataset
+    name: str
+    classes: list[str]
+    input_shape: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class _TorchvisionSpec:
+    cls_name: str  # attribute of torchvision.datasets
+    folder: str  # folder torchvision reads under root
+    input_shape: tuple[int, int, int]
+
+
+_TORCHVISION: dict[str, _TorchvisionSpec] = {
+    "mnist": _TorchvisionSpec("MNIST", "MNIST/raw", (1, 28, 28)),
+    "fashion-mnist": _TorchvisionSpec("FashionMNIST", "FashionMNIST/raw", (1, 28, 28)),
+    "cifar10": _TorchvisionSpec("CIFAR10", "cifar-10-batches-py", (3, 32, 32)),
+}
+
+
+def list_datasets() -> list[str]:
+    """Names ``load_dataset`` accepts (plus ``imagefolder:PATH``)."""
+    return [SAMPLE_NAME, *_TORCHVISION, f"{IMAGEFOLDER_PREFIX}PATH"]
+
+
+def load_dataset(
+    name: str = SAMPLE_NAME,
+    *,
+    root: str | Path | None = None,
+    train: bool = False,
+    num_samples: int | None = None,
+    seed: int = 0,
+    image_size: int | None = None,
+) -> DatasetInfo:
+    """Load a dataset by name, optionally as a fixed seeded subset of ``num_samples`` items."""
+    if name == SAMPLE_NAME:
+        info = _load_sample()
+    elif name in _TORCHVISION:
+        info = _load_torchvision(name, root=root, train=train)
+    elif name.startswith(IMAGEFOLDER_PREFIX):
+        info = _load_imagefolder(name[len(IMAGEFOLDER_PREFIX) :], image_size=image_size)
+    else:
+        raise RobustkitError(_unknown_name_message(name))
+    if num_samples is not None:
+        info = _subset(info, num_samples, seed)
+    return info
+
+
+def _unknown_name_message(name: str) -> str:
+    choices = [SAMPLE_NAME, *_TORCHVISION]
+    close = difflib.get_close_matches(name, choices, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    valid = ", ".join([*choices, f"{IMAGEFOLDER_PREFIX}PATH"])
+    return f"unknown dataset '{name}'.{hint} Choose one of: {valid}"
+
+
+def _load_sample() -> DatasetInfo:
+    if not SAMPLE_FILE.is_file():
+        raise RobustkitError(f"bundled MNIST sample missing at {SAMPLE_FILE}: reinstall robustkit")
+    with np.load(SAMPLE_FILE, allow_pickle=False) as data:
+        images = torch.from_numpy(data["images"].astype(np.float32) / 255.0).unsqueeze(1)
+        labels = torch.from_numpy(data["labels"].astype(np.int64))
+    return DatasetInfo(
+        dataset=TensorDataset(images, labels),
+        name=SAMPLE_NAME,
+        classes=list(MNIST_CLASSES),
+        input_shape=(1, 28, 28),
+    )
+
+
+def _resolve_root(root: str | Path | None) -> tuple[Path, bool, str]:
+    """Return (root, download, where it came from)."""
+    if root is not None:
+        return Path(root).expanduser(), False, "--data-root"
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser(), False, ENV_VAR
+    return CACHE_ROOT.expanduser(), True, "cache"
+
+
+def _load_torchvision(name: str, *, root: str | Path | None, train: bool) -> DatasetInfo:
+    from torchvision import datasets, transforms
+
+    spec = _TORCHVISION[name]
+    data_root, download, source = _resolve_root(root)
+    cls: Callable[..., Dataset] = getattr(datasets, spec.cls_name)
+    try:
+        dataset = cls(
+            str(data_root), train=train, download=download, transform=transforms.ToTensor()
+        )
+    except RuntimeError as exc:
+        if download or "not found" not in str(exc).lower():
+            raise
+        fix = (
+            "unset ROBUSTKIT_DATA to download it"
+            if source == ENV_VAR
+            else "leave --data-root and ROBUSTKIT_DATA unset to download it"
+        )
+        raise RobustkitError(
+            f"{spec.cls_name} not found under {data_root}: point --data-root at a folder "
+            f"holding {spec.folder}, or {fix}"
+        ) from exc
+    return DatasetInfo(
+        dataset=dataset,
+        name=name,
+        classes=list(dataset.classes),  # type: ignore[attr-defined]
+        input_shape=spec.input_shape,
+    )
+
+
+def _load_imagefolder(path: str, *, image_size: int | None) -> DatasetInfo:
+    from torchvision import datasets, transforms
+
+    folder = Path(path).expanduser()
+    if not path or not folder.is_dir():
+        raise RobustkitError(
+            f"image folder '{path}' not found: give imagefolder:PATH with PATH a folder "
+            "holding one subfolder of images per class"
+        )
+    size = image_size or 224
+    transform = transforms.Compose(
+        [transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()]
+    )
+    try:
+        dataset = datasets.ImageFolder(str(folder), transform=transform)
+    except FileNotFoundError as exc:
+        raise RobustkitError(
+            f"no images found in '{folder}': put images in one subfolder per class "
+            f"(e.g. {folder}/cat/1.png)"
+        ) from exc
+    return DatasetInfo(
+        dataset=dataset,
+        name=f"{IMAGEFOLDER_PREFIX}{folder}",
+        classes=list(dataset.classes),
+        input_shape=(3, size, size),  # ImageFolder's loader converts every image to RGB
+    )
+
+
+def _subset(info: DatasetInfo, num_samples: int, seed: int) -> DatasetInfo:
+    size = len(info.dataset)  # type: ignore[arg-type]
+    if not 0 < num_samples <= size:
+        raise RobustkitError(
+            f"num_samples={num_samples} is out of range: {info.name} has {size} items, "
+            f"so give --num-samples between 1 and {size}"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    indices = torch.randperm(size, generator=generator)[:num_samples].tolist()
+    return DatasetInfo(
+        dataset=Subset(info.dataset, indices),
+        name=info.name,
+        classes=info.classes,
+        input_shape=info.input_shape,
+    )

@@ -1,0 +1,78 @@
+"""check_classifier: fail early, with the fix, when a model cannot be attacked as given."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from robustkit.errors import RobustkitError
+from robustkit.models.wrapper import device_of
+
+_PROB_TOL = 1e-3
+
+
+def check_classifier(model: nn.Module, sample: Tensor) -> None:
+    """Run ``model`` on a small batch of [0, 1] pixels (N, C, H, W) and check it returns logits."""
+    name = getattr(model, "name", None) or type(model).__name__
+    if not isinstance(sample, Tensor) or sample.dim() != 4 or not sample.is_floating_point():
+        got = tuple(sample.shape) if isinstance(sample, Tensor) else type(sample).__name__
+        raise RobustkitError(
+            f"check_classifier needs a float batch of pixels (N, C, H, W), got {got}: "
+            "pass images scaled to [0, 1]"
+        )
+    shape = tuple(sample.shape[1:])
+    input_shape = getattr(model, "input_shape", None)
+    if input_shape is not None and int(input_shape[0]) != shape[0]:
+        raise _mismatch(
+            name, shape, f"it expects {input_shape[0]} channels, the data has {shape[0]}"
+        )
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(sample.to(device_of(model)))
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except RuntimeError as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise _mismatch(name, shape, lines[0] if lines else type(exc).__name__) from exc
+    finally:
+        model.train(was_training)
+    _check_logits(name, out, len(sample), getattr(model, "num_classes", None))
+
+
+def _check_logits(name: str, out: object, batch: int, num_classes: int | None) -> None:
+    if not isinstance(out, Tensor):
+        raise RobustkitError(
+            f"model must return 2-D logits (batch, classes), got {type(out).__name__}: "
+            f"make {name} return a single tensor"
+        )
+    if out.dim() != 2 or out.shape[0] != batch:
+        raise RobustkitError(
+            f"model must return 2-D logits (batch, classes), got shape {tuple(out.shape)} "
+            f"for a batch of {batch}: flatten or reshape the output of {name}"
+        )
+    if out.shape[1] < 2:
+        raise RobustkitError(
+            f"model must return 2-D logits (batch, classes) with at least 2 classes, got shape "
+            f"{tuple(out.shape)}: return one logit per class"
+        )
+    if num_classes is not None and out.shape[1] != num_classes:
+        raise RobustkitError(
+            f"model {name} returns {out.shape[1]} logits but num_classes is {num_classes}: "
+            "pass a matching --num-classes"
+        )
+    out = out.detach().float()
+    if not torch.isfinite(out).all():
+        raise RobustkitError(f"model {name} returns NaN/inf logits: check its weights")
+    if (out >= 0).all() and ((out.sum(dim=1) - 1).abs() <= _PROB_TOL).all():
+        raise RobustkitError(
+            f"model {name} returns probabilities: attacks need logits, remove the softmax"
+        )
+
+
+def _mismatch(name: str, shape: tuple[int, ...], detail: str) -> RobustkitError:
+    return RobustkitError(
+        f"model {name} cannot take inputs of shape {shape} from the dataset: {detail} "
+        "(channel or size mismatch); pick a matching dataset/model or set --image-size"
+    )

@@ -1,0 +1,93 @@
+"""The bundled model zoo: pretrained weights shipped inside the package, checked by sha256."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from robustkit.errors import RobustkitError
+from robustkit.models.architectures import MnistCNN
+from robustkit.models.wrapper import RobustModel
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+MNIST_MEAN = (0.1307,)
+MNIST_STD = (0.3081,)
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A bundled model: how to build it, its weights file and its input conventions."""
+
+    name: str
+    factory: Callable[[], nn.Module]
+    weights: str  # file name inside robustkit/models/weights
+    sha256: str
+    dataset: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    description: str
+
+
+ZOO: dict[str, ZooEntry] = {
+    entry.name: entry
+    for entry in [
+        ZooEntry(
+            name="mnist-cnn",
+            factory=MnistCNN,
+            weights="mnist-cnn.pt",
+            sha256="073029c56a11c60dd2ecce925efae578ceb4f294a0fa12638df27dc7da2730e0",
+            dataset="mnist",
+            mean=MNIST_MEAN,
+            std=MNIST_STD,
+            input_shape=(1, 28, 28),
+            num_classes=10,
+            description="small 2-conv CNN, standard training (3 epochs Adam), ~99% MNIST test",
+        ),
+    ]
+}
+
+
+def list_zoo_models() -> list[ZooEntry]:
+    """All bundled models, in registration order."""
+    return list(ZOO.values())
+
+
+def load_zoo_model(name: str, device: str | torch.device | None = None) -> RobustModel:
+    """Build a bundled model, verify and load its weights, and wrap it (eval mode)."""
+    entry = _get_entry(name)
+    path = WEIGHTS_DIR / entry.weights
+    if not path.is_file():
+        raise RobustkitError(f"weights for '{name}' missing at {path}: reinstall robustkit")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != entry.sha256:
+        raise RobustkitError(
+            f"weights file {path} is corrupt (sha256 {digest[:12]}..., expected "
+            f"{entry.sha256[:12]}...): reinstall robustkit"
+        )
+    model = entry.factory()
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return RobustModel(
+        model,
+        mean=entry.mean,
+        std=entry.std,
+        input_shape=entry.input_shape,
+        num_classes=entry.num_classes,
+        name=entry.name,
+        device=device,
+    )
+
+
+def _get_entry(name: str) -> ZooEntry:
+    if name in ZOO:
+        return ZOO[name]
+    close = difflib.get_close_matches(name, list(ZOO), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise RobustkitError(f"unknown zoo model '{name}'.{hint} Choose one of: {', '.join(ZOO)}")
