@@ -16,11 +16,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import robustkit
-from robustkit.attacks import Attack, attack_class
+from robustkit.attacks import Attack, AttackResult, attack_class, pgd_from_noise, pure_noise_probe
 from robustkit.data import DatasetInfo, load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, check_classifier, load_model
-from robustkit.results import ROW_COLUMNS, AuditResult
+from robustkit.results import EXAMPLE_COLUMNS, ROW_COLUMNS, AuditResult, Examples
 
 DEFAULT_ATTACKS = ("fgsm", "pgd-linf", "pgd-l2", "gaussian-noise")
 DEFAULT_BUDGETS: dict[str, tuple[float, ...]] = {
@@ -94,10 +94,15 @@ def audit(
     device: str | torch.device | None = None,
     seed: int = 0,
     progress: bool = False,
+    examples_per_attack: int = 4,
+    noise_probes: bool = True,
 ) -> AuditResult:
     """Run every attack at every budget on the correctly classified samples of ``data``.
 
-    Clean predictions are computed once per batch; memory is bounded by ``batch_size``.
+    Clean predictions are computed once per batch; memory is bounded by ``batch_size``. The
+    first batch also yields a few example adversarials per attack and eps; with
+    ``noise_probes`` the model is also asked to classify pure noise (a mean x sigma grid, and
+    PGD from noise towards every class).
     """
     started = time.perf_counter()
     torch.manual_seed(seed)
@@ -111,11 +116,12 @@ def audit(
     if batch_size < 1:
         raise RobustkitError(f"batch size must be >= 1, got {batch_size}")
     loader = DataLoader(info.dataset, batch_size=batch_size, shuffle=False)
-    check_classifier(robust_model, next(iter(loader))[0][:2].to(robust_model.device))
+    num_classes = check_classifier(robust_model, next(iter(loader))[0][:2].to(robust_model.device))
 
     jobs = [(attack, budget) for attack in attack_list for budget in budgets[attack.norm]]
     # One column store per (attack, eps), so rows come out in the same order for any batch size.
     stores: list[dict[str, list[Any]]] = [{name: [] for name in ROW_COLUMNS} for _ in jobs]
+    examples: list[tuple[Tensor, Tensor, dict[str, list[Any]]]] = []
     with _progress_bar(progress) as bar:
         task = bar.add_task("attacking", total=len(jobs) * len(loader))
         offset = 0
@@ -130,6 +136,19 @@ def audit(
                 if correct.any():
                     result = attack(robust_model, x[correct], y[correct], eps=budget)
                     adv_pred[correct] = result.adv_pred
+                    if offset == 0 and examples_per_attack > 0:
+                        examples.append(
+                            _pick_examples(
+                                robust_model,
+                                attack.name,
+                                budget,
+                                correct.nonzero().squeeze(1),
+                                x[correct],
+                                y[correct],
+                                result,
+                                examples_per_attack,
+                            )
+                        )
                 _append_rows(
                     store,
                     model=robust_model.name,
@@ -145,7 +164,9 @@ def audit(
 
     config = {
         "model": robust_model.name,
+        "model_info": describe_model(robust_model),
         "dataset": info.name,
+        "classes": info.classes,
         "num_samples": offset,
         "attacks": [dataclasses.asdict(a) | {"name": a.name} for a in attack_list],
         "budgets": {norm: list(values) for norm, values in budgets.items()},
@@ -157,10 +178,67 @@ def audit(
             "torch": torch.__version__,
             "python": platform.python_version(),
         },
-        "wall_time_s": round(time.perf_counter() - started, 3),
     }
     frame = pd.concat([pd.DataFrame(store) for store in stores], ignore_index=True)
-    return AuditResult(frame=frame, config=config)
+    audit_result = AuditResult(frame=frame, config=config, examples=_stack_examples(examples))
+    if noise_probes:
+        audit_result.noise_grid = pure_noise_probe(
+            robust_model, info.input_shape, class_names=info.classes or None
+        )
+        audit_result.noise_targets = pgd_from_noise(robust_model, info.input_shape, num_classes)
+    config["wall_time_s"] = round(time.perf_counter() - started, 3)
+    return audit_result
+
+
+def describe_model(model: RobustModel) -> dict[str, Any]:
+    """What a report header says about a model."""
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "input_shape": list(model.input_shape) if model.input_shape else None,
+        "mean": None if model.mean is None else model.mean.flatten().tolist(),
+        "std": None if model.std is None else model.std.flatten().tolist(),
+    }
+
+
+def _pick_examples(
+    model: nn.Module,
+    attack: str,
+    eps: float,
+    samples: Tensor,
+    x: Tensor,
+    y: Tensor,
+    result: AttackResult,
+    limit: int,
+) -> tuple[Tensor, Tensor, dict[str, list[Any]]]:
+    """The first ``limit`` successful adversarials of one attack, with confidences."""
+    chosen = result.success.nonzero().squeeze(1)[:limit]
+    clean, adversarial = x[chosen], result.x_adv[chosen]
+    with torch.no_grad():
+        clean_conf = model(clean).softmax(dim=1).amax(dim=1)
+        adv_conf = model(adversarial).softmax(dim=1).amax(dim=1)
+    n = len(chosen)
+    meta = {
+        "attack": [attack] * n,
+        "eps": [eps] * n,
+        "sample": samples[chosen].tolist(),
+        "label": y[chosen].tolist(),
+        "clean_pred": y[chosen].tolist(),
+        "adv_pred": result.adv_pred[chosen].tolist(),
+        "clean_confidence": clean_conf.tolist(),
+        "adv_confidence": adv_conf.tolist(),
+    }
+    return clean.cpu(), adversarial.cpu(), meta
+
+
+def _stack_examples(picked: list[tuple[Tensor, Tensor, dict[str, list[Any]]]]) -> Examples | None:
+    if not picked or not any(len(clean) for clean, _, _ in picked):
+        return None
+    frame = pd.concat([pd.DataFrame(meta) for _, _, meta in picked], ignore_index=True)
+    return Examples(
+        clean=torch.cat([clean for clean, _, _ in picked]),
+        adversarial=torch.cat([adv for _, adv, _ in picked]),
+        frame=frame[EXAMPLE_COLUMNS],
+    )
 
 
 def _append_rows(

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
+from torch import Tensor
 
 from robustkit.errors import RobustkitError
 
@@ -25,14 +27,39 @@ ROW_COLUMNS = [
     "robust_correct",
 ]
 SUMMARY_COLUMNS = ["model", "attack", "norm", "eps", "n", "clean_accuracy", "robust_accuracy"]
+EXAMPLE_COLUMNS = [
+    "attack",
+    "eps",
+    "sample",
+    "label",
+    "clean_pred",
+    "adv_pred",
+    "clean_confidence",
+    "adv_confidence",
+]
+
+
+@dataclass
+class Examples:
+    """A few successful adversarials per attack and eps: images plus one metadata row each."""
+
+    clean: Tensor  # (K, C, H, W) in [0, 1]
+    adversarial: Tensor  # (K, C, H, W) in [0, 1]
+    frame: pd.DataFrame  # EXAMPLE_COLUMNS, row k describes image k
 
 
 @dataclass
 class AuditResult:
-    """One row per sample x model x attack x eps, plus the run's configuration."""
+    """One row per sample x model x attack x eps, plus the run's configuration.
+
+    Optional extras: example adversarials and the pure-noise probes of the model.
+    """
 
     frame: pd.DataFrame
     config: dict[str, Any] = field(default_factory=dict)
+    examples: Examples | None = None
+    noise_grid: pd.DataFrame | None = None
+    noise_targets: pd.DataFrame | None = None
 
     def worst_case(self) -> pd.DataFrame:
         """Per sample, robust only if it survived every attack of the same norm and eps."""
@@ -68,12 +95,51 @@ class AuditResult:
         return summary[summary["attack"] == attack].set_index(["norm", "eps"])["robust_accuracy"]
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write results.csv, summary.csv and run.json into ``out_dir``."""
+        """Write results.csv, summary.csv, run.json and the extras present into ``out_dir``."""
         out = ensure_writable_dir(out_dir)
         self.with_worst_case().to_csv(out / "results.csv", index=False)
         self.summary().to_csv(out / "summary.csv", index=False)
         (out / "run.json").write_text(json.dumps(self.config, indent=2, default=str))
+        if self.examples is not None:
+            images = {"clean": self.examples.clean, "adversarial": self.examples.adversarial}
+            torch.save(images, out / "examples.pt")
+            self.examples.frame.to_csv(out / "examples.csv", index=False)
+        if self.noise_grid is not None:
+            self.noise_grid.to_csv(out / "noise_grid.csv", index=False)
+        if self.noise_targets is not None:
+            self.noise_targets.to_csv(out / "noise_targets.csv", index=False)
         return out
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> AuditResult:
+        """Read back a folder written by :meth:`save` (tensors with ``weights_only=True``)."""
+        folder = Path(out_dir)
+        results, run = folder / "results.csv", folder / "run.json"
+        if not results.is_file() or not run.is_file():
+            raise RobustkitError(
+                f"{folder} holds no audit results (results.csv, run.json): "
+                "point at a folder written by `robustkit audit --out`"
+            )
+        rows = pd.read_csv(results)
+        examples = None
+        if (folder / "examples.pt").is_file() and (folder / "examples.csv").is_file():
+            images = torch.load(folder / "examples.pt", map_location="cpu", weights_only=True)
+            examples = Examples(
+                clean=images["clean"],
+                adversarial=images["adversarial"],
+                frame=pd.read_csv(folder / "examples.csv"),
+            )
+        return cls(
+            frame=rows[rows["attack"] != WORST_CASE].reset_index(drop=True),
+            config=json.loads(run.read_text()),
+            examples=examples,
+            noise_grid=_read_optional(folder / "noise_grid.csv"),
+            noise_targets=_read_optional(folder / "noise_targets.csv"),
+        )
+
+
+def _read_optional(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.is_file() else None
 
 
 def ensure_writable_dir(path: str | Path) -> Path:

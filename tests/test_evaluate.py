@@ -41,6 +41,7 @@ def setup() -> tuple[Linear, tuple[torch.Tensor, torch.Tensor]]:
 def run(model, data, **kw):
     kw.setdefault("attacks", ["fgsm", "pgd-linf"])
     kw.setdefault("eps", [0.0, 0.05, 0.5])
+    kw.setdefault("noise_probes", False)
     return robustkit.audit(model, data, device="cpu", **kw)
 
 
@@ -60,7 +61,15 @@ def test_frame_has_one_row_per_sample_attack_and_eps(setup):
 
 def test_attacks_only_see_correctly_classified_points(setup):
     model, data = setup
-    run(model, data, attacks=["fgsm"], eps=[0.05], batch_size=40)
+    run(
+        model,
+        data,
+        attacks=["fgsm"],
+        eps=[0.05],
+        batch_size=40,
+        examples_per_attack=0,
+        noise_probes=False,
+    )
     # the logits check on 2 images, one clean pass over 40, then FGSM on the 30 correct ones
     assert model.batches[:3] == [2, 40, 30]
     assert max(model.batches[3:]) <= 30
@@ -130,6 +139,43 @@ def test_save_writes_results_summary_and_run_json(setup, tmp_path):
     config = json.loads((tmp_path / "out" / "run.json").read_text())
     assert config["seed"] == 0 and config["num_samples"] == 40
     assert config["versions"]["torch"] == torch.__version__
+
+
+def test_examples_are_successful_adversarials_with_confidences(setup):
+    model, data = setup
+    result = run(model, data, attacks=["pgd-linf"], eps=[0.5], examples_per_attack=3)
+    examples = result.examples
+    assert examples is not None and len(examples.frame) == 3
+    assert examples.clean.shape == examples.adversarial.shape == (3, 2, 4, 4)
+    assert (examples.frame["adv_pred"] != examples.frame["label"]).all()
+    assert examples.frame["adv_confidence"].between(1 / 3, 1).all()
+    with torch.no_grad():
+        assert torch.equal(
+            model(examples.adversarial).argmax(dim=1), torch.tensor(examples.frame["adv_pred"])
+        )
+
+
+def test_noise_probes_are_recorded(setup):
+    model, data = setup
+    result = run(model, data, attacks=["fgsm"], eps=[0.1], noise_probes=True)
+    assert result.noise_grid is not None and len(result.noise_grid) == 100
+    assert result.noise_targets is not None and list(result.noise_targets["target"]) == [0, 1, 2]
+
+
+def test_saved_results_load_back(setup, tmp_path):
+    model, data = setup
+    result = run(model, data, noise_probes=True)
+    result.save(tmp_path)
+    loaded = robustkit.AuditResult.load(tmp_path)
+    pd.testing.assert_frame_equal(loaded.summary(), result.summary())
+    assert loaded.examples is not None and result.examples is not None
+    assert torch.equal(loaded.examples.adversarial, result.examples.adversarial)
+    assert loaded.noise_grid is not None and len(loaded.noise_grid) == 100
+
+
+def test_loading_a_folder_without_results_names_the_fix(tmp_path):
+    with pytest.raises(RobustkitError, match="robustkit audit --out"):
+        robustkit.AuditResult.load(tmp_path)
 
 
 def test_no_attack_is_an_error(setup):

@@ -11,8 +11,11 @@ from robustkit.models.wrapper import device_of
 _PROB_TOL = 1e-3
 
 
-def check_classifier(model: nn.Module, sample: Tensor) -> None:
-    """Run ``model`` on a small batch of [0, 1] pixels (N, C, H, W) and check it returns logits."""
+def check_classifier(model: nn.Module, sample: Tensor) -> int:
+    """Run ``model`` on a small batch of [0, 1] pixels (N, C, H, W) and check it returns logits.
+
+    Returns the number of classes.
+    """
     name = getattr(model, "name", None) or type(model).__name__
     if not isinstance(sample, Tensor) or sample.dim() != 4 or not sample.is_floating_point():
         got = tuple(sample.shape) if isinstance(sample, Tensor) else type(sample).__name__
@@ -39,6 +42,7 @@ def check_classifier(model: nn.Module, sample: Tensor) -> None:
     finally:
         model.train(was_training)
     _check_logits(name, out, len(sample), getattr(model, "num_classes", None))
+    return int(out.shape[1])
 
 
 def _check_logits(name: str, out: object, batch: int, num_classes: int | None) -> None:
