@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from robustkit.attacks import attack_class, list_attacks
+from robustkit.commands.train import train_command
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.evaluate import DEFAULT_ATTACKS, audit
@@ -100,6 +101,12 @@ def audit_command(
         str | None, typer.Option(help="cpu, cuda, cuda:1 (default: cuda if available)")
     ] = None,
     seed: Annotated[int, typer.Option(help="seed for subsets and random starts")] = 0,
+    image_size: Annotated[
+        int | None, typer.Option(help="resize imagefolder images (default: the model's size)")
+    ] = None,
+    noise_probes: Annotated[
+        bool, typer.Option(help="also classify pure noise (mean x sigma grid, PGD from noise)")
+    ] = True,
     out: Annotated[Path, typer.Option(help="folder for results.csv, summary.csv, run.json")] = Path(
         "robustkit-results"
     ),
@@ -117,7 +124,8 @@ def audit_command(
         std=parse_floats(std, "--std") if std else None,
         device=device,
     )
-    image_size = robust_model.input_shape[-1] if robust_model.input_shape else None
+    if image_size is None and robust_model.input_shape:
+        image_size = robust_model.input_shape[-1]
     info = load_dataset(
         dataset, root=data_root, num_samples=num_samples, seed=seed, image_size=image_size
     )
@@ -133,6 +141,7 @@ def audit_command(
         batch_size=batch_size,
         seed=seed,
         progress=True,
+        noise_probes=noise_probes,
     )
     result.config["command"] = shlex.join(["robustkit", *sys.argv[1:]])
     result.save(out_dir)
@@ -180,3 +189,6 @@ def models_command() -> None:
     for entry in list_zoo_models():
         table.add_row(f"zoo:{entry.name}", entry.dataset, entry.description)
     stdout.print(table)
+
+
+app.command("train")(clean_errors(train_command))
