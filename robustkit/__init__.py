@@ -1,9 +1,30 @@
-"""robustkit: adversarial-robustness testing for PyTorch image classifiers."""
+"""robustkit: adversarial-robustness testing for PyTorch image classifiers.
 
-__version__ = "0.1.0"
+The heavy parts (torch, pandas) load on first use, so that importing the package, as the pytest
+plugin does in every test session, stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from robustkit.errors import RobustkitError
-from robustkit.evaluate import audit
-from robustkit.results import AuditResult
 
+__version__ = "0.1.0"
 __all__ = ["AuditResult", "RobustkitError", "__version__", "audit"]
+
+if TYPE_CHECKING:
+    from robustkit.evaluate import audit
+    from robustkit.results import AuditResult
+
+
+def __getattr__(name: str) -> Any:
+    if name == "audit":
+        from robustkit.evaluate import audit
+
+        return audit
+    if name == "AuditResult":
+        from robustkit.results import AuditResult
+
+        return AuditResult
+    raise AttributeError(f"module 'robustkit' has no attribute {name!r}")

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import robustkit
 from robustkit.attacks import Attack, AttackResult, attack_class, pgd_from_noise, pure_noise_probe
-from robustkit.data import DatasetInfo, load_dataset
+from robustkit.data import DatasetInfo, load_dataset, subset
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, check_classifier, load_model
 from robustkit.results import EXAMPLE_COLUMNS, ROW_COLUMNS, AuditResult, Examples
@@ -53,11 +53,15 @@ def resolve_data(
     num_samples: int | None,
     seed: int,
 ) -> DatasetInfo:
-    """A DatasetInfo from a dataset name, a DatasetInfo, a Dataset or an (x, y) pair."""
+    """A DatasetInfo from a dataset name, a DatasetInfo, a Dataset or an (x, y) pair, cut to a
+    seeded subset of ``num_samples`` items when given."""
     if isinstance(data, str):
         return load_dataset(data, num_samples=num_samples, seed=seed)
-    if isinstance(data, DatasetInfo):
-        return data
+    info = data if isinstance(data, DatasetInfo) else _wrap_dataset(data)
+    return subset(info, num_samples, seed) if num_samples is not None else info
+
+
+def _wrap_dataset(data: Dataset | tuple[Tensor, Tensor]) -> DatasetInfo:
     if isinstance(data, tuple):
         x, y = data
         if x.dim() != 4:

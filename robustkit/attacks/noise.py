@@ -123,7 +123,7 @@ def pgd_from_noise(
     the noise, and the mean confidence reached (all steps run, to push the confidence).
     """
     device = device_of(model)
-    attack = PGDLinf(steps=steps, random_start=False, rel_stepsize=2.5 / steps, early_stop=False)
+    attack = PGDLinf(steps=steps, random_start=False, early_stop=False)
     rows = []
     for target in range(num_classes):
         noise = pure_noise((samples_per_class, *input_shape), mean, sigma, device)

@@ -82,7 +82,7 @@ def load_dataset(
     else:
         raise RobustkitError(_unknown_name_message(name))
     if num_samples is not None:
-        info = _subset(info, num_samples, seed)
+        info = subset(info, num_samples, seed)
     return info
 
 
@@ -176,7 +176,8 @@ def _load_imagefolder(path: str, *, image_size: int | None) -> DatasetInfo:
     )
 
 
-def _subset(info: DatasetInfo, num_samples: int, seed: int) -> DatasetInfo:
+def subset(info: DatasetInfo, num_samples: int, seed: int) -> DatasetInfo:
+    """A fixed, seeded subset of ``num_samples`` items."""
     size = len(info.dataset)  # type: ignore[arg-type]
     if not 0 < num_samples <= size:
         raise RobustkitError(
