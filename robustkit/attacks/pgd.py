@@ -32,7 +32,7 @@ class GradientAttack(Attack):
     """
 
     steps: int = 40
-    rel_stepsize: float = 0.01 / 0.3
+    rel_stepsize: float | None = None
     abs_stepsize: float | None = None
     random_start: bool = True
     restarts: int = 1
@@ -44,12 +44,21 @@ class GradientAttack(Attack):
             raise RobustkitError("steps and restarts must be >= 1")
 
     def stepsize(self, eps: float) -> float:
-        """The absolute step size: given outright, else relative to eps."""
-        return self.abs_stepsize if self.abs_stepsize is not None else self.rel_stepsize * eps
+        """The absolute step size: given outright, else relative to eps, by default
+        2.5 x eps / steps (Madry et al.'s rule), so that any number of steps can cross the ball."""
+        if self.abs_stepsize is not None:
+            return self.abs_stepsize
+        relative = self.rel_stepsize if self.rel_stepsize is not None else 2.5 / self.steps
+        return relative * eps
 
     @abstractmethod
     def _random_start(self, x0: Tensor, eps: float) -> Tensor:
         """A random point of the eps-ball around x0 (before clipping to the bounds)."""
+
+    def _direction(self, grad: Tensor, previous: Tensor | None) -> Tensor:
+        """The ascent direction from this step's gradient and the last step's direction (None at
+        the first step): the gradient itself here; attacks with momentum accumulate it."""
+        return grad
 
     @abstractmethod
     def _ascent(self, x: Tensor, grad: Tensor, stepsize: float) -> Tensor:
@@ -100,6 +109,7 @@ class GradientAttack(Attack):
         stepsize = self.stepsize(eps)
         x = self._random_start(x0, eps).clamp(low, high) if self.random_start else x0.clone()
         alive = torch.arange(n, device=x0.device)
+        grad: Tensor | None = None
         for step in range(self.steps + 1):
             last = step == self.steps
             x.requires_grad_(not last)
@@ -111,7 +121,9 @@ class GradientAttack(Attack):
                 done: Tensor | None = torch.ones_like(broken)
             else:
                 done = broken if self.early_stop else None
-            grad = None if last else torch.autograd.grad(objective.sum(), x)[0]
+            grad = (
+                None if last else self._direction(torch.autograd.grad(objective.sum(), x)[0], grad)
+            )
             if done is not None and bool(done.any()):
                 idx = alive[done]
                 out_x[idx] = x.detach()[done]
@@ -152,7 +164,7 @@ class _LinfGeometry(GradientAttack):
 @register_attack("pgd-linf")
 @dataclass(frozen=True, kw_only=True)
 class PGDLinf(_LinfGeometry):
-    """PGD under an L-inf budget (Madry et al. 2018), default step eps/30 for 40 steps."""
+    """PGD under an L-inf budget (Madry et al. 2018): 40 steps of 2.5 x eps / steps by default."""
 
     norm = "linf"
 
@@ -171,10 +183,9 @@ class FGSM(_LinfGeometry):
 @register_attack("pgd-l2")
 @dataclass(frozen=True, kw_only=True)
 class PGDL2(GradientAttack):
-    """PGD under an L2 budget: steps along the normalised gradient, 0.025 x eps by default."""
+    """PGD under an L2 budget: steps along the normalised gradient, 2.5 x eps / steps by default."""
 
     norm = "l2"
-    rel_stepsize: float = 0.025
 
     def _random_start(self, x0: Tensor, eps: float) -> Tensor:
         direction = torch.randn_like(x0)
