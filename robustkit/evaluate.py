@@ -6,6 +6,7 @@ import dataclasses
 import platform
 import time
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
@@ -31,10 +32,13 @@ DEFAULT_BUDGETS: dict[str, tuple[float, ...]] = {
 
 
 def build_attack(spec: str | Attack, **hyper: Any) -> Attack:
-    """An attack from a registry name, passing on only the hyper-parameters it has."""
+    """An attack from a registry name; the audit's steps and restarts go to iterative attacks
+    only (FGSM stays one step)."""
     if isinstance(spec, Attack):
         return spec
     cls = attack_class(spec)
+    if not cls.iterative:
+        return cls()
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in hyper.items() if k in names and v is not None})
 
@@ -176,6 +180,7 @@ def audit(
         "budgets": {norm: list(values) for norm, values in budgets.items()},
         "batch_size": batch_size,
         "seed": seed,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": str(robust_model.device),
         "versions": {
             "robustkit": robustkit.__version__,

@@ -32,6 +32,7 @@ class Attack(ABC):
 
     norm: ClassVar[str]
     name: ClassVar[str] = ""
+    iterative: ClassVar[bool] = False  # takes an audit's steps and restarts
 
     def __call__(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +32,7 @@ class GradientAttack(Attack):
     Restarts run only on points still unbroken.
     """
 
+    iterative: ClassVar[bool] = True
     steps: int = 40
     rel_stepsize: float | None = None
     abs_stepsize: float | None = None
@@ -175,6 +177,7 @@ class FGSM(_LinfGeometry):
     """Fast gradient sign method (Goodfellow et al. 2015): one signed step of size eps."""
 
     norm = "linf"
+    iterative = False
     steps: int = 1
     rel_stepsize: float = 1.0
     random_start: bool = False

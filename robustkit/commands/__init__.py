@@ -1,0 +1,1 @@
+"""CLI command functions, registered on the Typer app in robustkit.cli."""

@@ -1,0 +1,35 @@
+"""`robustkit report`: one HTML report from one or several results folders.
+
+Registered in robustkit.cli as ``app.command("report")(clean_errors(report_command))``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from robustkit.reports import report_from_dirs
+
+DEFAULT_NAME = "report.html"
+
+
+def report_command(
+    dirs: Annotated[
+        list[Path], typer.Argument(help="results folders written by `robustkit audit --out`")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="HTML file to write (default: DIR/report.html for one folder, "
+            "robustkit-report.html for several)"
+        ),
+    ] = None,
+) -> None:
+    """Write one self-contained HTML report; several folders compare models side by side."""
+    if out is None:
+        out = dirs[0] / DEFAULT_NAME if len(dirs) == 1 else Path("robustkit-report.html")
+    path = report_from_dirs(dirs, out)
+    Console().print(f"report written to {path}", highlight=False)

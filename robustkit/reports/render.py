@@ -1,0 +1,149 @@
+"""Write the self-contained HTML report of one or several audits."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from robustkit.errors import RobustkitError
+from robustkit.reports import figures, images, views
+from robustkit.results import AuditResult
+from robustkit.sanity import CHECKS, sanity_flags, steps_flags
+
+log = logging.getLogger(__name__)
+
+TRANSFER_FILE = "transfer_matrix.csv"
+TRANSFER_COLUMNS = ["source", "target", "eps", "attack", "n", "success_rate", "conditioned"]
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("robustkit.reports", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters["pct"] = lambda value: "-" if value is None or pd.isna(value) else f"{value:.1%}"
+
+
+def _table(frame: pd.DataFrame) -> dict[str, Any]:
+    """A frame as header + rows for the template (the index becomes the first column)."""
+    frame = frame.reset_index()
+    return {"columns": [str(c) for c in frame.columns], "rows": frame.to_numpy().tolist()}
+
+
+def _normalisation(info: dict[str, Any]) -> str:
+    if not info.get("mean") and not info.get("std"):
+        return "none (the model takes [0, 1] pixels)"
+
+    def rounded(values: list[float] | None) -> str:
+        return ", ".join(f"{v:.4g}" for v in values) if values else "none"
+
+    return f"mean {rounded(info.get('mean'))}; std {rounded(info.get('std'))}"
+
+
+def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
+    """Everything the template shows about one audit."""
+    config = result.config
+    info = config.get("model_info") or {}
+    summary = result.summary()
+    command, recorded = views.reproduce_command(config)
+    sweep = views.sigma_sweep(result)
+    defense = views.defense_table(result)
+    norms = dict(zip(result.frame["attack"], result.frame["norm"], strict=True))
+    return {
+        "label": label,
+        "model": config.get("model", "unknown model"),
+        "parameters": info.get("parameters"),
+        "input_shape": " x ".join(str(d) for d in info.get("input_shape") or []) or "unknown",
+        "normalisation": _normalisation(info),
+        "dataset": config.get("dataset", "unknown"),
+        "num_samples": config.get("num_samples", result.frame["sample"].nunique()),
+        "clean_accuracy": views.clean_accuracy(result),
+        "headline": views.headline(result),
+        "date": config.get("date", "not recorded"),
+        "versions": config.get("versions", {}),
+        "seed": config.get("seed", "not recorded"),
+        "device": config.get("device", "not recorded"),
+        "wall_time_s": config.get("wall_time_s"),
+        "command": command,
+        "command_recorded": recorded,
+        "accuracy_table": _table(views.accuracy_table(result)),
+        "curves": figures.accuracy_curves(summary),
+        "per_class": figures.per_class(views.per_class_accuracy(result)),
+        "confused": views.confused_pairs(result),
+        "examples": []
+        if result.examples is None
+        else images.triplets(result.examples, config, norms),
+        "sigma_sweep": figures.sigma_sweep(sweep) if not sweep.empty else None,
+        "noise_grid": (
+            figures.noise_grid(result.noise_grid) if result.noise_grid is not None else None
+        ),
+        "noise_targets": views.noise_success(result),
+        "defense": None if defense is None else _table(defense.set_index("base")),
+        "flags": sanity_flags(result),
+    }
+
+
+def _labels(results: Sequence[AuditResult]) -> list[str]:
+    """Model names, numbered where several runs share one."""
+    names = [str(r.config.get("model", "model")) for r in results]
+    counts = Counter(names)
+    return [f"{n} (run {i + 1})" if counts[n] > 1 else n for i, n in enumerate(names)]
+
+
+def write_report(
+    results: Sequence[AuditResult] | AuditResult,
+    path: str | Path,
+    transfer: pd.DataFrame | None = None,
+) -> Path:
+    """Render one self-contained HTML file comparing ``results`` side by side."""
+    runs = [results] if isinstance(results, AuditResult) else list(results)
+    if not runs:
+        raise RobustkitError("a report needs at least one audit result")
+    contexts = [_run_context(r, label) for r, label in zip(runs, _labels(runs), strict=True)]
+    html = _env.get_template("report.html.j2").render(
+        runs=contexts,
+        budgets=list(dict.fromkeys(b for c in contexts for b in c["headline"])),
+        cross_flags=steps_flags(runs),
+        checks=CHECKS,
+        transfer=figures.transfer(transfer)
+        if transfer is not None and not transfer.empty
+        else None,
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    log.info("report written to %s (%.0f kB)", out, out.stat().st_size / 1e3)
+    return out
+
+
+def read_transfer(dirs: Sequence[Path]) -> pd.DataFrame | None:
+    """The transfer matrices found in ``dirs``, stacked; None when there are none."""
+    frames = []
+    for path in (Path(d) / TRANSFER_FILE for d in dirs):
+        if not path.is_file():
+            continue
+        frame = pd.read_csv(path)
+        missing = [c for c in TRANSFER_COLUMNS if c not in frame.columns]
+        if missing:
+            raise RobustkitError(
+                f"{path} lacks the columns {', '.join(missing)}: a transfer matrix needs "
+                f"{', '.join(TRANSFER_COLUMNS)}"
+            )
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True).drop_duplicates() if frames else None
+
+
+def report_from_dirs(dirs: Sequence[str | Path], out: str | Path) -> Path:
+    """Load the results folders ``dirs`` (and any transfer matrix in them) into one report."""
+    folders = [Path(d) for d in dirs]
+    results = [AuditResult.load(folder) for folder in folders]
+    return write_report(results, out, transfer=read_transfer(folders))

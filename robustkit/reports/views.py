@@ -1,0 +1,152 @@
+"""The tables a report shows, computed from an AuditResult with pandas (no rendering here)."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import pandas as pd
+
+from robustkit.results import WORST_CASE, AuditResult
+from robustkit.sanity import DEFENSE_PREFIXES, split_defense
+
+SIGMA = "\u03c3"
+NORM_LABELS = {"linf": "L\u221e eps", "l2": "L2 eps", "gaussian": f"noise {SIGMA}"}
+
+
+def class_name(config: dict[str, Any], index: int) -> str:
+    """The dataset's name for class ``index`` (the index itself when classes are unknown)."""
+    classes = config.get("classes") or []
+    return str(classes[index]) if 0 <= index < len(classes) else str(index)
+
+
+def budget_label(norm: str, eps: float) -> str:
+    """'L-inf eps 0.3', 'noise sigma 0.5' (with the symbols)."""
+    return f"{NORM_LABELS.get(norm, norm)} {eps:g}"
+
+
+def _budget_labels(frame: pd.DataFrame) -> list[str]:
+    return [budget_label(n, e) for n, e in zip(frame["norm"], frame["eps"], strict=True)]
+
+
+def _by_budget(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered L-inf, L2, noise (other norms last), then by eps."""
+    rank = {norm: i for i, norm in enumerate(NORM_LABELS)}
+    key = frame["norm"].map(lambda norm: rank.get(norm, len(rank))) * 1e6 + frame["eps"]
+    return frame.assign(_key=key).sort_values("_key", kind="stable").drop(columns="_key")
+
+
+def clean_accuracy(result: AuditResult) -> float:
+    """Share of the audited samples the model classifies correctly."""
+    samples = result.frame.drop_duplicates(["model", "sample"])
+    return float(samples["clean_correct"].mean())
+
+
+def headline(result: AuditResult) -> dict[str, float]:
+    """The worst-case robust accuracy per budget label (norm and eps): the numbers that count."""
+    summary = result.summary()
+    worst = _by_budget(summary[summary["attack"] == WORST_CASE])
+    return dict(zip(_budget_labels(worst), worst["robust_accuracy"], strict=True))
+
+
+def accuracy_table(result: AuditResult) -> pd.DataFrame:
+    """Robust accuracy with one row per attack (worst case last) and one column per budget."""
+    summary = _by_budget(result.summary())
+    summary = summary.assign(budget=_budget_labels(summary))
+    table = summary.pivot_table(
+        index="attack", columns="budget", values="robust_accuracy", sort=False
+    )
+    order = [a for a in summary["attack"].unique() if a != WORST_CASE] + [WORST_CASE]
+    return table.reindex(order)
+
+
+def per_class_accuracy(result: AuditResult) -> pd.DataFrame:
+    """Worst-case robust accuracy per true class (rows, by name) and budget (columns)."""
+    worst = _by_budget(result.worst_case().sort_values("label", kind="stable"))
+    worst = worst.assign(
+        budget=_budget_labels(worst),
+        cls=[class_name(result.config, int(label)) for label in worst.label],
+    )
+    return worst.pivot_table(
+        index="cls", columns="budget", values="robust_correct", aggfunc="mean", sort=False
+    )
+
+
+def confused_pairs(result: AuditResult, top: int = 10) -> list[dict[str, Any]]:
+    """The most frequent (true class -> adversarial class) changes over all attacks and eps."""
+    rows = result.frame
+    broken = rows[rows["clean_correct"] & ~rows["robust_correct"].astype(bool)]
+    if broken.empty:
+        return []
+    counts = broken.groupby(["label", "adv_pred"]).size().sort_values(ascending=False)
+    return [
+        {
+            "true": class_name(result.config, int(label)),
+            "adversarial": class_name(result.config, int(pred)),
+            "count": int(count),
+            "share": count / len(broken),
+        }
+        for (label, pred), count in counts.head(top).items()
+    ]
+
+
+def noise_success(result: AuditResult) -> list[dict[str, Any]]:
+    """PGD-from-noise rows with class names."""
+    if result.noise_targets is None:
+        return []
+    return [
+        {
+            "target": class_name(result.config, int(row.target)),
+            "eps": row.eps,
+            "success_rate": row.success_rate,
+            "confidence": row.target_confidence,
+        }
+        for row in result.noise_targets.itertuples()
+    ]
+
+
+def defense_table(result: AuditResult) -> pd.DataFrame | None:
+    """Oblivious vs BPDA vs BPDA+EOT robust accuracy side by side, with the per-sample worst
+    case over them ('counts'); None when no attack carries a defense prefix."""
+    rows = result.frame
+    split = [split_defense(name) for name in rows["attack"]]
+    rows = rows.assign(threat=[p for p, _ in split], base=[b for _, b in split])
+    rows = rows[rows["threat"].notna()]
+    if rows.empty:
+        return None
+    keys = ["base", "norm", "eps"]
+    table = rows.pivot_table(
+        index=keys, columns="threat", values="robust_correct", aggfunc="mean", sort=False
+    )
+    table = table[[p for p in DEFENSE_PREFIXES if p in table.columns]]
+    table["counts"] = rows.groupby([*keys, "sample"])["robust_correct"].all().groupby(keys).mean()
+    return table.reset_index()
+
+
+def sigma_sweep(result: AuditResult) -> pd.DataFrame:
+    """Robust accuracy of the Gaussian-noise attack per sigma."""
+    summary = result.summary()
+    return summary[(summary["norm"] == "gaussian") & (summary["attack"] != WORST_CASE)]
+
+
+def reproduce_command(config: dict[str, Any]) -> tuple[str, bool]:
+    """The command that reproduces the audit, and whether it was recorded (else reconstructed
+    from run.json: it then misses options run.json does not keep, such as --checkpoint)."""
+    if config.get("command"):
+        return str(config["command"]), True
+    args = ["robustkit", "audit", "--model", str(config.get("model", "?"))]
+    args += ["--dataset", str(config.get("dataset", "?"))]
+    attacks = config.get("attacks", [])
+    if attacks:
+        args += ["--attacks", ",".join(str(a["name"]) for a in attacks)]
+    budgets = config.get("budgets", {})
+    for option, norm in (("--eps", "linf"), ("--eps-l2", "l2"), ("--sigmas", "gaussian")):
+        if budgets.get(norm):
+            args += [option, ",".join(f"{v:g}" for v in budgets[norm])]
+    steps = {a["steps"] for a in attacks if "steps" in a and a["name"] != "fgsm"}
+    if len(steps) == 1:
+        args += ["--steps", str(steps.pop())]
+    for option, key in (("--num-samples", "num_samples"), ("--seed", "seed")):
+        if key in config:
+            args += [option, str(config[key])]
+    return shlex.join(args), False

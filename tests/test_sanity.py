@@ -1,0 +1,125 @@
+"""Each sanity flag on hand-built results that trigger it, and none on a sound run."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from robustkit.results import ROW_COLUMNS, AuditResult
+from robustkit.sanity import CHECKS, Flag, sanity_flags, steps_flags
+
+N = 100  # samples, labels cycling over 10 classes: chance is 10%
+NORMS = {"gaussian-noise": "gaussian", "pgd-l2": "l2"}
+STEPS = {"fgsm": 1, "pgd-linf": 10, "pgd-l2": 10}
+
+# (attack, eps) -> robust accuracy of a sound evaluation on 28x28 grey-scale inputs.
+SOUND = {
+    ("fgsm", 0.1): 0.6,
+    ("fgsm", 0.3): 0.3,
+    ("pgd-linf", 0.1): 0.5,
+    ("pgd-linf", 0.3): 0.1,
+    ("pgd-l2", 1.0): 0.7,
+    ("pgd-l2", 3.0): 0.4,
+    ("gaussian-noise", 0.1): 0.95,
+    ("gaussian-noise", 0.3): 0.8,
+}
+
+
+def build(
+    accuracies: dict[tuple[str, float], float], model: str = "net", steps: dict | None = None
+) -> AuditResult:
+    """An AuditResult whose attack x eps robust accuracies are exactly ``accuracies``."""
+    rows = []
+    for (attack, eps), accuracy in accuracies.items():
+        base = attack.partition(":")[2] or attack
+        for sample in range(N):
+            rows.append(
+                {
+                    "model": model,
+                    "attack": attack,
+                    "norm": NORMS.get(base, "linf"),
+                    "eps": eps,
+                    "sample": sample,
+                    "label": sample % 10,
+                    "clean_pred": sample % 10,
+                    "adv_pred": sample % 10 if sample >= N * (1 - accuracy) else (sample + 1) % 10,
+                    "clean_correct": True,
+                    "robust_correct": sample >= N * (1 - accuracy),
+                }
+            )
+    steps = STEPS if steps is None else steps
+    config = {
+        "model": model,
+        "dataset": "toy",
+        "model_info": {"input_shape": [1, 28, 28]},
+        "attacks": [{"name": name, "steps": n} for name, n in steps.items()],
+    }
+    return AuditResult(frame=pd.DataFrame(rows, columns=ROW_COLUMNS), config=config)
+
+
+def codes(flags: list[Flag]) -> list[str]:
+    return [flag.code for flag in flags]
+
+
+def test_sound_run_has_no_flags() -> None:
+    assert sanity_flags(build(SOUND)) == []
+
+
+def test_accuracy_rising_with_eps_is_flagged() -> None:
+    flags = sanity_flags(build(SOUND | {("pgd-linf", 0.3): 0.55}))
+    assert "accuracy-rises-with-eps" in codes(flags)
+    message = next(f.message for f in flags if f.code == "accuracy-rises-with-eps")
+    assert "pgd-linf" in message and "eps=0.3" in message
+
+
+def test_single_step_beating_iterative_is_flagged() -> None:
+    flags = sanity_flags(build(SOUND | {("fgsm", 0.1): 0.2, ("fgsm", 0.3): 0.1}))
+    assert codes(flags) == ["single-step-beats-iterative"]  # at eps 0.1; a tie at 0.3 is fine
+    assert "eps=0.1" in flags[0].message
+
+
+def test_accuracy_above_chance_where_the_ball_covers_grey_is_flagged() -> None:
+    robust = SOUND | {("fgsm", 0.3): 0.5, ("pgd-linf", 0.3): 0.45}
+    # Far above chance (10%) at eps 0.3 is a robust model, not a broken attack: no flag.
+    assert sanity_flags(build(robust)) == []
+    # At eps 0.5 every input can reach the mid-grey image: 40% is a failing attack.
+    flags = sanity_flags(build(robust | {("fgsm", 0.5): 0.45, ("pgd-linf", 0.5): 0.4}))
+    assert codes(flags) == ["above-chance-at-large-eps"]
+    assert flags[0].severity == "error"
+
+
+def test_noise_beating_gradient_is_flagged() -> None:
+    noisy = {("gaussian-noise", 0.1): 0.3, ("gaussian-noise", 0.3): 0.2}
+    flags = sanity_flags(build(SOUND | noisy))
+    # sigma 0.1 is compared with L-inf eps 0.1 and L2 eps 3 (>= 0.1 x sqrt(784) = 2.8);
+    # sigma 0.3 with L-inf eps 0.3 only, where the gradient attacks do better (10%).
+    assert codes(flags) == ["noise-beats-gradient"] * 2
+    messages = " ".join(flag.message for flag in flags)
+    assert "sigma=0.1" in messages and "sigma=0.3" not in messages
+    assert "linf eps=0.1" in messages and "l2 eps=3" in messages
+
+
+def test_oblivious_only_defense_is_flagged_until_adaptive_attacks_run() -> None:
+    oblivious = {("oblivious:pgd-linf", 0.1): 0.9, ("oblivious:pgd-linf", 0.3): 0.8}
+    assert codes(sanity_flags(build(SOUND | oblivious))) == ["oblivious-only"]
+    adaptive = {("bpda:pgd-linf", 0.1): 0.4, ("bpda:pgd-linf", 0.3): 0.05}
+    assert sanity_flags(build(SOUND | oblivious | adaptive)) == []
+
+
+@pytest.mark.parametrize(("more_steps_accuracy", "flagged"), [(0.3, True), (0.05, False)])
+def test_accuracy_rising_with_steps_is_flagged(more_steps_accuracy: float, flagged: bool) -> None:
+    few = build(SOUND)
+    many = build(SOUND | {("pgd-linf", 0.3): more_steps_accuracy}, steps=STEPS | {"pgd-linf": 100})
+    flags = steps_flags([many, few])
+    assert codes(flags) == (["accuracy-rises-with-steps"] if flagged else [])
+
+
+def test_every_check_is_described() -> None:
+    assert set(CHECKS) == {
+        "accuracy-rises-with-eps",
+        "accuracy-rises-with-steps",
+        "single-step-beats-iterative",
+        "above-chance-at-large-eps",
+        "noise-beats-gradient",
+        "oblivious-only",
+    }
