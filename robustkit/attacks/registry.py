@@ -29,7 +29,14 @@ def register_attack(name: str) -> Callable[[A], A]:
 
 
 def attack_class(name: str) -> type[Attack]:
-    """The class registered as ``name``; unknown names get a did-you-mean error."""
+    """The class registered as ``name``; unknown names get a did-you-mean error.
+
+    ``foolbox:CLASS`` and ``art:CLASS`` name peer libraries' attacks (robustkit.attacks.peers).
+    """
+    if name.partition(":")[0] in ("foolbox", "art"):
+        from robustkit.attacks.peers import peer_attack_class  # lazy: heavy optional imports
+
+        return peer_attack_class(name)
     try:
         return _REGISTRY[name]
     except KeyError:
