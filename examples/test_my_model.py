@@ -33,7 +33,7 @@ def my_test_set() -> Dataset:
     return load_dataset("mnist-sample", num_samples=100).dataset
 
 
-@pytest.mark.robustness(attack="pgd-linf", eps=0.1, min_accuracy=0.9, num_samples=100, steps=10)
+@pytest.mark.robustness(attack="pgd-linf", eps=0.05, min_accuracy=0.9, num_samples=100, steps=10)
 def test_keeps_accuracy_under_pgd() -> nn.Module:
     """Marker form: return (or yield) the model; the plugin attacks it on the named dataset."""
     return my_model()

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from robustkit.attacks import Attack
 from robustkit.data import DatasetInfo
 from robustkit.errors import RobustkitError
-from robustkit.evaluate import audit, build_attack
+from robustkit.evaluate import audit, build_attack, resolve_data
 from robustkit.results import AuditResult
 
 DEFAULT_NUM_SAMPLES = 200
@@ -140,6 +140,11 @@ def measure(
 ) -> Measurement:
     """Run ``robustkit.audit`` with the requirement's one attack and budget."""
     attack = requirement.build_attack()
+    num_samples = requirement.num_samples
+    if num_samples is not None and not isinstance(data, str):
+        # a user's own data: num_samples caps it, however small it is
+        data = resolve_data(data, None, seed)
+        num_samples = min(num_samples, len(data.dataset))  # type: ignore[arg-type]
     budgets: dict[str, Sequence[float]] = {"linf": (), "l2": (), "gaussian": ()}
     budgets[attack.norm] = [requirement.eps]
     result = audit(
@@ -149,7 +154,7 @@ def measure(
         eps=budgets["linf"],
         eps_l2=budgets["l2"],
         sigmas=budgets["gaussian"],
-        num_samples=requirement.num_samples,
+        num_samples=num_samples,
         device=device,
         seed=seed,
         noise_probes=False,
