@@ -12,12 +12,14 @@ import torch
 from torch import nn
 
 from robustkit.errors import RobustkitError
-from robustkit.models.architectures import MnistCNN
+from robustkit.models.architectures import FastMnistCNN, MnistCNN
 from robustkit.models.wrapper import RobustModel
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MNIST_MEAN = (0.1307,)
 MNIST_STD = (0.3081,)
+FASHION_MEAN = (0.2860,)
+FASHION_STD = (0.3530,)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,43 @@ ZOO: dict[str, ZooEntry] = {
             input_shape=(1, 28, 28),
             num_classes=10,
             description="small 2-conv CNN, standard training (3 epochs Adam), ~99% MNIST test",
+        ),
+        ZooEntry(
+            name="mnist-robust",
+            factory=FastMnistCNN,
+            weights="mnist-robust.pt",
+            sha256="92766d0a9826d7b82b1d7a068a63bdba945e0092cdace576605f761ec4cf48b4",
+            dataset="mnist",
+            mean=MNIST_MEAN,
+            std=MNIST_STD,
+            input_shape=(1, 28, 28),
+            num_classes=10,
+            description="fast-mnist CNN, PGD-3 adversarial training at L-inf eps 0.3 "
+            "(6 epochs, eps ramp)",
+        ),
+        ZooEntry(
+            name="fashion-cnn",
+            factory=FastMnistCNN,
+            weights="fashion-cnn.pt",
+            sha256="70c70946a9698d60cc404813a0890996616965b6bee605731a295b5a7bfdfe2a",
+            dataset="fashion-mnist",
+            mean=FASHION_MEAN,
+            std=FASHION_STD,
+            input_shape=(1, 28, 28),
+            num_classes=10,
+            description="fast-mnist CNN, standard training (5 epochs Adam, cyclic LR)",
+        ),
+        ZooEntry(
+            name="fashion-robust",
+            factory=FastMnistCNN,
+            weights="fashion-robust.pt",
+            sha256="c867e48b25043904414704352456feb80661cb8cf99deaf4b924477cb639d469",
+            dataset="fashion-mnist",
+            mean=FASHION_MEAN,
+            std=FASHION_STD,
+            input_shape=(1, 28, 28),
+            num_classes=10,
+            description="fast-mnist CNN, PGD-2 adversarial training at L-inf eps 0.1 (4 epochs)",
         ),
     ]
 }

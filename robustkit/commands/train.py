@@ -1,0 +1,177 @@
+"""`robustkit train`: adversarial training from the command line.
+
+Registered in robustkit.cli as ``app.command("train")(clean_errors(train_command))``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from robustkit.data import DatasetInfo, load_dataset
+from robustkit.errors import RobustkitError
+from robustkit.models import RobustModel, check_classifier, load_model
+from robustkit.models.architectures import ARCHITECTURES
+from robustkit.training import DATASET_STATS, StepStats, TrainConfig, check_output, train
+
+ARCH_PREFIX = "arch:"
+
+
+def fresh_model(
+    name: str, info: DatasetInfo, *, seed: int, device: str | None = None
+) -> RobustModel:
+    """An untrained architecture for ``info``, with the dataset's normalisation inside."""
+    if name not in ARCHITECTURES:
+        raise RobustkitError(
+            f"unknown architecture {name!r}: use arch: with one of {', '.join(ARCHITECTURES)}"
+        )
+    mean, std = DATASET_STATS.get(info.name, (None, None))
+    torch.manual_seed(seed)
+    return RobustModel(
+        ARCHITECTURES[name](num_classes=len(info.classes)),
+        mean=mean,
+        std=std,
+        input_shape=info.input_shape,
+        num_classes=len(info.classes),
+        name=f"{ARCH_PREFIX}{name}",
+        device=device,
+    )
+
+
+def train_command(
+    model: Annotated[
+        str,
+        typer.Option(
+            help="arch:NAME (fresh: " + ", ".join(ARCHITECTURES) + ") or any model spec to "
+            "fine-tune (zoo:NAME, file.py:factory, ...)"
+        ),
+    ] = "arch:fast-mnist",
+    dataset: Annotated[
+        str, typer.Option(help="mnist, fashion-mnist, cifar10 or imagefolder:PATH")
+    ] = "mnist",
+    data_root: Annotated[
+        Path | None, typer.Option(help="dataset folder (default: $ROBUSTKIT_DATA)")
+    ] = None,
+    method: Annotated[str, typer.Option(help="pgd, fgsm-rs, trades or natural")] = "pgd",
+    norm: Annotated[str, typer.Option(help="threat model of pgd/trades: linf or l2")] = "linf",
+    eps: Annotated[float, typer.Option(help="training budget (also the monitored one)")] = 0.3,
+    steps: Annotated[int, typer.Option(help="PGD steps per minibatch (pgd, trades)")] = 7,
+    epochs: Annotated[int, typer.Option(help="epochs")] = 10,
+    batch_size: Annotated[int, typer.Option(help="images per minibatch")] = 100,
+    lr: Annotated[float, typer.Option(help="peak learning rate of the cyclic schedule")] = 5e-3,
+    eps_warmup: Annotated[float, typer.Option(help="epochs ramping eps up from 0")] = 0.0,
+    beta: Annotated[float, typer.Option(help="TRADES robust-loss weight")] = 6.0,
+    holdout: Annotated[int, typer.Option(help="training images held out for monitoring")] = 500,
+    check_every: Annotated[
+        int | None, typer.Option(help="also check the held-out batch every K steps")
+    ] = None,
+    guard: Annotated[
+        bool, typer.Option(help="stop and roll back on catastrophic overfitting")
+    ] = True,
+    out: Annotated[Path, typer.Option(help="weights file; .json/.metrics.csv/.ckpt.pt beside")] = (
+        Path("model.pt")
+    ),
+    resume: Annotated[
+        Path | None, typer.Option(help="checkpoint (.ckpt.pt) of an interrupted run")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed for init, shuffling and attacks")] = 0,
+    num_samples: Annotated[int | None, typer.Option(help="seeded training subset size")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda (default: cuda if any)")] = None,
+) -> None:
+    """Train a model (adversarially) and write its weights, metadata and per-epoch metrics."""
+    config = TrainConfig(
+        method=method,
+        eps=eps,
+        norm=norm,
+        steps=steps,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        eps_warmup=eps_warmup,
+        beta=beta,
+        holdout=holdout,
+        check_every=check_every,
+        guard=guard,
+        seed=seed,
+    )
+    paths = check_output(out)
+    if resume is not None and not resume.is_file():
+        raise RobustkitError(f"--resume {resume} not found: give the .ckpt.pt of the run")
+    info = load_dataset(dataset, root=data_root, train=True, num_samples=num_samples, seed=seed)
+    if model.startswith(ARCH_PREFIX):
+        robust_model = fresh_model(model[len(ARCH_PREFIX) :], info, seed=seed, device=device)
+    else:
+        robust_model = load_model(model, device=device)
+    first, _ = info.dataset[0]
+    check_classifier(robust_model, first.unsqueeze(0).to(robust_model.device))
+    meta = {"model_spec": model, "command": shlex.join(["robustkit", *sys.argv[1:]])}
+    console = Console(stderr=True)
+    with _logging_to(console), _progress(console) as on_step:
+        result = train(
+            robust_model, info, config, out=out, resume=resume, on_step=on_step, metadata=meta
+        )
+    acc = result.metadata["holdout_accuracy"]
+    Console().print(
+        f"wrote {paths['weights']} (held-out clean {acc['clean_accuracy']:.1%}, "
+        f"FGSM {acc['fgsm_accuracy']:.1%}, PGD-10 {acc['pgd_accuracy']:.1%} at eps {eps:g}"
+        f"{', stopped early on catastrophic overfitting' if result.stopped_early else ''})",
+        highlight=False,
+    )
+
+
+@contextmanager
+def _logging_to(console: Console) -> Iterator[None]:
+    """Show the library's per-epoch log lines on stderr for the duration of the command."""
+    logger = logging.getLogger("robustkit")
+    handler = RichHandler(console=console, show_path=False, show_time=False)
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Callable[[StepStats], None]]:
+    """A Rich progress bar on stderr (only on a terminal) and the callback that drives it."""
+    bar = Progress(
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    )
+    task = bar.add_task("train", total=None, epoch=0, stats="")
+
+    def on_step(stats: StepStats) -> None:
+        held = stats.holdout
+        shown = f"loss {stats.loss:.3f}  train acc {stats.train_accuracy:.1%}"
+        if held:
+            shown += f"  held-out clean {held['clean_accuracy']:.1%} PGD {held['pgd_accuracy']:.1%}"
+        bar.update(
+            task,
+            completed=stats.step + 1,
+            total=stats.steps_per_epoch,
+            epoch=stats.epoch + 1,
+            stats=shown,
+        )
+
+    with bar:
+        yield on_step
