@@ -14,11 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from robustkit.attacks import attack_class, list_attacks
+from robustkit.commands.report import report_command
 from robustkit.commands.train import train_command
+from robustkit.commands.transfer import transfer_command
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.evaluate import DEFAULT_ATTACKS, audit
 from robustkit.models import list_zoo_models, load_model
+from robustkit.reports import write_report
 from robustkit.results import WORST_CASE, AuditResult, ensure_writable_dir
 
 app = typer.Typer(
@@ -145,8 +148,9 @@ def audit_command(
     )
     result.config["command"] = shlex.join(["robustkit", *sys.argv[1:]])
     result.save(out_dir)
+    report = write_report(result, out_dir / "report.html")
     stdout.print(summary_table(result))
-    stdout.print(f"results written to {out_dir}/", highlight=False)
+    stdout.print(f"results written to {out_dir}/, report: {report}", highlight=False)
 
 
 def summary_table(result: AuditResult) -> Table:
@@ -192,3 +196,5 @@ def models_command() -> None:
 
 
 app.command("train")(clean_errors(train_command))
+app.command("transfer")(clean_errors(transfer_command))
+app.command("report")(clean_errors(report_command))
