@@ -14,10 +14,12 @@ from rich.console import Console
 from rich.table import Table
 
 from robustkit.attacks import attack_class, list_attacks
+from robustkit.commands.gan import load_defense, train_gan_command
 from robustkit.commands.report import report_command
 from robustkit.commands.train import train_command
 from robustkit.commands.transfer import transfer_command
 from robustkit.data import load_dataset
+from robustkit.defenses.evaluation import audit_defense
 from robustkit.errors import RobustkitError
 from robustkit.evaluate import DEFAULT_ATTACKS, audit
 from robustkit.models import list_zoo_models, load_model
@@ -110,6 +112,16 @@ def audit_command(
     noise_probes: Annotated[
         bool, typer.Option(help="also classify pure noise (mean x sigma grid, PGD from noise)")
     ] = True,
+    defense: Annotated[
+        str | None,
+        typer.Option(
+            help="manifold:GEN.pt or manifold:zoo:mnist-dcgan; audited with oblivious, BPDA "
+            "and BPDA+EOT attacks, the worst case counting"
+        ),
+    ] = None,
+    projection_steps: Annotated[int, typer.Option(help="defense: latent steps")] = 200,
+    projection_restarts: Annotated[int, typer.Option(help="defense: latent restarts")] = 10,
+    eot_samples: Annotated[int, typer.Option(help="defense: EOT passes per gradient")] = 8,
     out: Annotated[Path, typer.Option(help="folder for results.csv, summary.csv, run.json")] = Path(
         "robustkit-results"
     ),
@@ -132,20 +144,43 @@ def audit_command(
     info = load_dataset(
         dataset, root=data_root, num_samples=num_samples, seed=seed, image_size=image_size
     )
-    result = audit(
-        robust_model,
-        info,
-        attacks=attack_names,
-        eps=parse_floats(eps, "--eps"),
-        eps_l2=parse_floats(eps_l2, "--eps-l2"),
-        sigmas=parse_floats(sigmas, "--sigmas"),
-        steps=steps,
-        restarts=restarts,
-        batch_size=batch_size,
-        seed=seed,
-        progress=True,
-        noise_probes=noise_probes,
-    )
+    linf_budgets = parse_floats(eps, "--eps")
+    l2_budgets = parse_floats(eps_l2, "--eps-l2")
+    noise_budgets = parse_floats(sigmas, "--sigmas")
+    if defense is not None:
+        defended = load_defense(
+            defense, robust_model, steps=projection_steps, restarts=projection_restarts
+        )
+        result = audit_defense(
+            robust_model,
+            defended,
+            info,
+            attacks=attack_names,
+            eps=linf_budgets,
+            eps_l2=l2_budgets,
+            sigmas=noise_budgets,
+            steps=steps,
+            restarts=restarts,
+            eot_samples=eot_samples,
+            batch_size=batch_size,
+            seed=seed,
+            progress=True,
+        )
+    else:
+        result = audit(
+            robust_model,
+            info,
+            attacks=attack_names,
+            eps=linf_budgets,
+            eps_l2=l2_budgets,
+            sigmas=noise_budgets,
+            steps=steps,
+            restarts=restarts,
+            batch_size=batch_size,
+            seed=seed,
+            progress=True,
+            noise_probes=noise_probes,
+        )
     result.config["command"] = shlex.join(["robustkit", *sys.argv[1:]])
     result.save(out_dir)
     report = write_report(result, out_dir / "report.html")
@@ -161,11 +196,14 @@ def summary_table(result: AuditResult) -> Table:
         title=f"robustkit audit: {config['model']} on {config['dataset']} "
         f"({config['num_samples']} samples, {config['wall_time_s']:.1f} s)"
     )
-    for column in ("attack", "norm", "eps", "n", "clean acc", "robust acc"):
-        table.add_column(column, justify="left" if column in ("attack", "norm") else "right")
+    for column in ("model", "attack", "norm", "eps", "n", "clean acc", "robust acc"):
+        table.add_column(
+            column, justify="left" if column in ("model", "attack", "norm") else "right"
+        )
     for row in summary.itertuples():
         style = "bold" if row.attack == WORST_CASE else None
         table.add_row(
+            str(row.model),
             str(row.attack),
             str(row.norm),
             f"{row.eps:g}",
@@ -198,3 +236,4 @@ def models_command() -> None:
 app.command("train")(clean_errors(train_command))
 app.command("transfer")(clean_errors(transfer_command))
 app.command("report")(clean_errors(report_command))
+app.command("train-gan")(clean_errors(train_gan_command))

@@ -33,6 +33,7 @@ def assert_one_line_error(result, *fragments: str) -> None:
 @pytest.mark.slow
 def test_default_audit_writes_results_summary_and_run_json(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["robustkit", "audit"])
     result = runner.invoke(app, ["audit"])
     assert result.exit_code == 0, result.output
     out = tmp_path / "robustkit-results"
@@ -57,6 +58,23 @@ def test_small_audit_runs_and_is_reproducible(tmp_path):
     a = pd.read_csv(tmp_path / "a" / "results.csv")
     b = pd.read_csv(tmp_path / "b" / "results.csv")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_defense_audit_runs_the_three_attack_families(tmp_path):
+    result = audit(
+        *["--num-samples", "6", "--attacks", "pgd-linf", "--eps", "0.3", "--steps", "3"],
+        *["--defense", "manifold:zoo:mnist-dcgan", "--projection-steps", "5"],
+        *["--projection-restarts", "2", "--eot-samples", "2", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    attacks = set(pd.read_csv(tmp_path / "summary.csv")["attack"])
+    assert {"oblivious:pgd-linf", "bpda:pgd-linf", "bpda-eot:pgd-linf", WORST_CASE} <= attacks
+
+
+def test_unknown_defense_is_one_line(tmp_path):
+    assert_one_line_error(
+        audit("--defense", "jpeg:90", "--out", str(tmp_path)), "manifold:zoo:mnist-dcgan"
+    )
 
 
 def test_listing_commands(tmp_path):

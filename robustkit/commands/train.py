@@ -5,7 +5,6 @@ Registered in robustkit.cli as ``app.command("train")(clean_errors(train_command
 
 from __future__ import annotations
 
-import logging
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -16,9 +15,9 @@ from typing import Annotated
 import torch
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from robustkit.commands.console import logging_to
 from robustkit.data import DatasetInfo, load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, check_classifier, load_model
@@ -117,7 +116,7 @@ def train_command(
     check_classifier(robust_model, first.unsqueeze(0).to(robust_model.device))
     meta = {"model_spec": model, "command": shlex.join(["robustkit", *sys.argv[1:]])}
     console = Console(stderr=True)
-    with _logging_to(console), _progress(console) as on_step:
+    with logging_to(console), _progress(console) as on_step:
         result = train(
             robust_model, info, config, out=out, resume=resume, on_step=on_step, metadata=meta
         )
@@ -128,21 +127,6 @@ def train_command(
         f"{', stopped early on catastrophic overfitting' if result.stopped_early else ''})",
         highlight=False,
     )
-
-
-@contextmanager
-def _logging_to(console: Console) -> Iterator[None]:
-    """Show the library's per-epoch log lines on stderr for the duration of the command."""
-    logger = logging.getLogger("robustkit")
-    handler = RichHandler(console=console, show_path=False, show_time=False)
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
 
 
 @contextmanager

@@ -1,0 +1,149 @@
+"""`robustkit train-gan` and the `--defense manifold:...` spec used by `robustkit audit`.
+
+Registered in robustkit.cli as ``app.command("train-gan")(clean_errors(train_gan_command))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+from robustkit.commands.console import logging_to
+from robustkit.data import load_dataset
+from robustkit.defenses.gan.defense import ManifoldProjectionDefense
+from robustkit.defenses.gan.generators import (
+    ARCHS,
+    GeneratorConfig,
+    save_generator,
+)
+from robustkit.defenses.gan.training import GANStep, GANTrainConfig, stack_images, train_gan
+from robustkit.defenses.gan.zoo import resolve_generator
+from robustkit.errors import RobustkitError
+from robustkit.models import load_model
+from robustkit.models.wrapper import device_of
+
+DEFENSE_PREFIX = "manifold:"
+GAN_DATASETS = ("mnist", "fashion-mnist")
+DEFAULT_CLASSIFIERS = {"mnist": "zoo:mnist-cnn"}
+
+
+def load_defense(
+    spec: str,
+    classifier: nn.Module,
+    *,
+    steps: int = 200,
+    restarts: int = 10,
+    lr: float = 0.1,
+) -> ManifoldProjectionDefense:
+    """``manifold:GEN.pt`` or ``manifold:zoo:NAME`` around ``classifier``."""
+    if not spec.startswith(DEFENSE_PREFIX) or spec == DEFENSE_PREFIX:
+        raise RobustkitError(
+            f"unknown defense {spec!r}: use manifold:GEN.pt or manifold:zoo:mnist-dcgan"
+        )
+    source = spec[len(DEFENSE_PREFIX) :]
+    generator = resolve_generator(source, device=device_of(classifier))
+    shape = getattr(classifier, "input_shape", None)
+    if shape is not None and tuple(shape) != generator.output_shape:
+        raise RobustkitError(
+            f"generator {source} makes {generator.output_shape} images but the classifier takes "
+            f"{tuple(shape)}: use a generator trained on the classifier's dataset"
+        )
+    return ManifoldProjectionDefense(classifier, generator, steps=steps, restarts=restarts, lr=lr)
+
+
+def train_gan_command(
+    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist")] = "mnist",
+    data_root: Annotated[
+        Path | None, typer.Option(help="dataset folder (default: $ROBUSTKIT_DATA)")
+    ] = None,
+    arch: Annotated[str, typer.Option(help="dcgan or wgan-gp")] = "dcgan",
+    iterations: Annotated[int, typer.Option(help="generator updates")] = 5000,
+    batch_size: Annotated[int, typer.Option(help="images per minibatch")] = 64,
+    latent_dim: Annotated[int, typer.Option(help="latent size")] = 128,
+    width: Annotated[int, typer.Option(help="channels after the dense layer")] = 256,
+    lr: Annotated[
+        float | None, typer.Option(help="Adam lr (default: 2e-4 dcgan, 1e-4 wgan-gp)")
+    ] = None,
+    sample_every: Annotated[
+        int, typer.Option(help="write samples, metrics and a checkpoint every K iterations")
+    ] = 500,
+    eval_images: Annotated[
+        int, typer.Option(help="held-out test images for the reconstruction error")
+    ] = 64,
+    classifier: Annotated[
+        str | None,
+        typer.Option(help="model labelling samples (default zoo:mnist-cnn on mnist; 'none')"),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="generator file; .ckpt.pt/.metrics.csv/.samples beside")
+    ] = Path("gen.pt"),
+    resume: Annotated[bool, typer.Option(help="continue from OUT's .ckpt.pt")] = False,
+    half: Annotated[bool, typer.Option(help="write the final generator in fp16")] = False,
+    seed: Annotated[int, typer.Option(help="seed for init, batches and latents")] = 0,
+) -> None:
+    """Train a DCGAN or WGAN-GP generator for the manifold-projection defense."""
+    if dataset not in GAN_DATASETS:
+        raise RobustkitError(f"train-gan supports {', '.join(GAN_DATASETS)}, not {dataset!r}")
+    if arch not in ARCHS:
+        raise RobustkitError(f"unknown --arch {arch!r}: use dcgan or wgan-gp")
+    config = GANTrainConfig(
+        generator=GeneratorConfig(arch=arch, latent_dim=latent_dim, width=width, dataset=dataset),
+        iterations=iterations,
+        batch_size=batch_size,
+        lr=lr,
+        sample_every=sample_every,
+        seed=seed,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    info = load_dataset(dataset, root=data_root, train=True)
+    holdout = load_dataset(dataset, root=data_root, num_samples=eval_images, seed=seed)
+    spec = classifier if classifier is not None else DEFAULT_CLASSIFIERS.get(dataset)
+    labeller = load_model(spec, device="cpu") if spec and spec != "none" else None
+    console = Console(stderr=True)
+    with logging_to(console), _progress(console) as on_step:
+        generator = train_gan(
+            stack_images(info.dataset),
+            config,
+            out=out,
+            holdout=stack_images(holdout.dataset),
+            classifier=labeller,
+            resume=resume,
+            on_step=on_step,
+        )
+    if half:
+        save_generator(generator, out, half=True)
+    Console().print(f"wrote {out}", highlight=False)
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Callable[[GANStep], None]]:
+    """A Rich progress bar on stderr (only on a terminal) and the callback that drives it."""
+    bar = Progress(
+        TextColumn("train-gan"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    )
+    task = bar.add_task("train-gan", total=None, stats="")
+
+    def on_step(step: GANStep) -> None:
+        bar.update(
+            task,
+            completed=step.iteration,
+            total=step.iterations,
+            stats=f"loss D {step.loss_d:.3f}  G {step.loss_g:.3f}",
+        )
+
+    with bar:
+        yield on_step

@@ -1,0 +1,1 @@
+"""GAN-based manifold-projection defense: generators, projection, training and the defense."""

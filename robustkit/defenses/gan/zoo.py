@@ -1,0 +1,66 @@
+"""Bundled generators (``manifold:zoo:NAME``), shipped in fp16 and checked by sha256."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from robustkit.defenses.gan.generators import Generator, load_generator
+from robustkit.errors import RobustkitError
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+ZOO_PREFIX = "zoo:"
+
+
+@dataclass(frozen=True)
+class GeneratorEntry:
+    """A bundled generator: its file inside ``weights/``, checksum and what it was trained on."""
+
+    name: str
+    weights: str
+    sha256: str
+    dataset: str
+    description: str
+
+
+GENERATOR_ZOO: dict[str, GeneratorEntry] = {
+    entry.name: entry
+    for entry in [
+        GeneratorEntry(
+            name="mnist-dcgan",
+            weights="mnist-dcgan.pt",
+            sha256="1c3d8ba1d4ae687d52cc92abc9ce6865979d99425d826798090258a22e3ed612",
+            dataset="mnist",
+            description="DCGAN, latent 128, width 64, 1500 iterations at batch 64, fp16",
+        ),
+        GeneratorEntry(
+            name="fashion-mnist-dcgan",
+            weights="fashion-mnist-dcgan.pt",
+            sha256="8db8334e93dc0182c1106da3c095cce5693a0dc93b67e0d6b6c4da4c8b11c661",
+            dataset="fashion-mnist",
+            description="DCGAN, latent 128, width 64, 1500 iterations at batch 64, fp16",
+        ),
+    ]
+}
+
+
+def load_zoo_generator(name: str, device: str | torch.device | None = None) -> Generator:
+    """A bundled generator, its file verified by sha256 and read with weights_only=True."""
+    if name not in GENERATOR_ZOO:
+        close = difflib.get_close_matches(name, list(GENERATOR_ZOO), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise RobustkitError(
+            f"unknown zoo generator '{name}'.{hint} Choose one of: {', '.join(GENERATOR_ZOO)}"
+        )
+    entry = GENERATOR_ZOO[name]
+    return load_generator(WEIGHTS_DIR / entry.weights, sha256=entry.sha256, device=device)
+
+
+def resolve_generator(spec: str, device: str | torch.device | None = None) -> Generator:
+    """``zoo:NAME`` (a bundled generator) or the path of a generator file."""
+    if spec.startswith(ZOO_PREFIX):
+        return load_zoo_generator(spec[len(ZOO_PREFIX) :], device=device)
+    return load_generator(spec, device=device)
