@@ -80,11 +80,32 @@ def _wrap_dataset(data: Dataset | tuple[Tensor, Tensor]) -> DatasetInfo:
     )
 
 
-def budgets_for(attacks: Sequence[Attack], budgets: dict[str, Sequence[float]]) -> None:
-    """Check that every attack's norm has a list of budgets."""
-    for attack in attacks:
+def plan_attacks(
+    attacks: Iterable[str | Attack],
+    *,
+    steps: int | None,
+    restarts: int | None,
+    eps: Sequence[float],
+    eps_l2: Sequence[float],
+    sigmas: Sequence[float],
+) -> tuple[list[Attack], dict[str, Sequence[float]]]:
+    """The attacks to run and the budgets of each norm, checked: at least one attack, and
+    budgets for every attack's norm."""
+    attack_list = [build_attack(a, steps=steps, restarts=restarts) for a in attacks]
+    if not attack_list:
+        raise RobustkitError("give at least one attack, e.g. --attacks pgd-linf")
+    budgets: dict[str, Sequence[float]] = {"linf": eps, "l2": eps_l2, "gaussian": sigmas}
+    for attack in attack_list:
         if not budgets.get(attack.norm):
             raise RobustkitError(f"attack {attack.name!r} needs {attack.norm} budgets: none given")
+    return attack_list, budgets
+
+
+def batch_loader(info: DatasetInfo, batch_size: int) -> DataLoader:
+    """Fixed-order batches of the dataset."""
+    if batch_size < 1:
+        raise RobustkitError(f"batch size must be >= 1, got {batch_size}")
+    return DataLoader(info.dataset, batch_size=batch_size, shuffle=False)
 
 
 def audit(
@@ -116,21 +137,17 @@ def audit(
     torch.manual_seed(seed)
     robust_model = resolve_model(model, device)
     info = resolve_data(data, num_samples, seed)
-    attack_list = [build_attack(a, steps=steps, restarts=restarts) for a in attacks]
-    if not attack_list:
-        raise RobustkitError("give at least one attack, e.g. --attacks pgd-linf")
-    budgets: dict[str, Sequence[float]] = {"linf": eps, "l2": eps_l2, "gaussian": sigmas}
-    budgets_for(attack_list, budgets)
-    if batch_size < 1:
-        raise RobustkitError(f"batch size must be >= 1, got {batch_size}")
-    loader = DataLoader(info.dataset, batch_size=batch_size, shuffle=False)
+    attack_list, budgets = plan_attacks(
+        attacks, steps=steps, restarts=restarts, eps=eps, eps_l2=eps_l2, sigmas=sigmas
+    )
+    loader = batch_loader(info, batch_size)
     num_classes = check_classifier(robust_model, next(iter(loader))[0][:2].to(robust_model.device))
 
     jobs = [(attack, budget) for attack in attack_list for budget in budgets[attack.norm]]
     # One column store per (attack, eps), so rows come out in the same order for any batch size.
     stores: list[dict[str, list[Any]]] = [{name: [] for name in ROW_COLUMNS} for _ in jobs]
     examples: list[tuple[Tensor, Tensor, dict[str, list[Any]]]] = []
-    with _progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("attacking", total=len(jobs) * len(loader))
         offset = 0
         for x, y in loader:
@@ -277,7 +294,8 @@ def _append_rows(
     columns["robust_correct"] += [a == t for a, t in zip(adv_l, labels_l, strict=True)]
 
 
-def _progress_bar(enabled: bool) -> Progress:
+def progress_bar(enabled: bool) -> Progress:
+    """A Rich progress bar on stderr, shown only when asked and stderr is a terminal."""
     console = Console(stderr=True)
     return Progress(
         TextColumn("{task.description}"),

@@ -15,17 +15,16 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from robustkit.attacks import Attack, GradientAttack
 from robustkit.data import DatasetInfo
 from robustkit.defenses.adaptive import EOT
-from robustkit.errors import RobustkitError
 from robustkit.evaluate import (
     DEFAULT_BUDGETS,
-    _progress_bar,
-    budgets_for,
-    build_attack,
+    batch_loader,
+    plan_attacks,
+    progress_bar,
     resolve_data,
     resolve_model,
 )
@@ -68,14 +67,10 @@ def audit_defense(
     robust_model = resolve_model(classifier, None)
     defense = defense.to(robust_model.device)
     info = resolve_data(data, num_samples, seed)
-    attack_list = [build_attack(a, steps=steps, restarts=restarts) for a in attacks]
-    if not attack_list:
-        raise RobustkitError("give at least one attack, e.g. --attacks pgd-linf")
-    budgets: dict[str, Sequence[float]] = {"linf": eps, "l2": eps_l2, "gaussian": sigmas}
-    budgets_for(attack_list, budgets)
-    if batch_size < 1:
-        raise RobustkitError(f"batch size must be >= 1, got {batch_size}")
-    loader = DataLoader(info.dataset, batch_size=batch_size, shuffle=False)
+    attack_list, budgets = plan_attacks(
+        attacks, steps=steps, restarts=restarts, eps=eps, eps_l2=eps_l2, sigmas=sigmas
+    )
+    loader = batch_loader(info, batch_size)
     first = next(iter(loader))[0][:2].to(robust_model.device)
     check_classifier(robust_model, first)
     check_classifier(defense, first)
@@ -89,7 +84,7 @@ def audit_defense(
         for budget in budgets[attack.norm]
     ]
     stores: dict[tuple[str, str, str, float], dict[str, list[Any]]] = {}
-    with _progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("attacking", total=len(jobs) * len(loader))
         offset = 0
         for x, y in loader:
