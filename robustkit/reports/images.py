@@ -9,7 +9,6 @@ from typing import Any
 import torch
 from PIL import Image
 from torch import Tensor
-from torchvision.utils import make_grid
 
 from robustkit.reports.views import budget_label, class_name
 from robustkit.results import Examples
@@ -40,6 +39,8 @@ def triplets(
 ) -> list[dict[str, Any]]:
     """Up to ``per_attack`` examples per attack (``norms``: attack -> norm), at the smallest
     eps that broke any point."""
+    from torchvision.utils import make_grid  # lazy: torchvision is slow to import
+
     frame = examples.frame
     shown: list[dict[str, Any]] = []
     for attack, rows in frame.groupby("attack", sort=False):

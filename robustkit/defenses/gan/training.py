@@ -19,7 +19,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
-from torchvision.utils import save_image
 
 from robustkit.defenses.gan.generators import (
     Discriminator,
@@ -112,6 +111,8 @@ def train_gan(
     and a sample grid are written. With ``resume`` the run continues from ``OUT.ckpt.pt`` up to
     ``config.iterations``.
     """
+    from torchvision.utils import save_image  # lazy: torchvision is slow to import
+
     paths = run_paths(out)
     gen = Generator(config.generator)
     disc = Discriminator(batch_norm=config.generator.arch == "dcgan")
