@@ -135,3 +135,20 @@ def test_imagefolder_resizes_to_image_size(tmp_path: Path) -> None:
 def test_imagefolder_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(RobustkitError, match="not found"):
         load_dataset(f"imagefolder:{tmp_path / 'nope'}")
+
+
+def test_failed_download_is_one_clear_error(monkeypatch, tmp_path) -> None:
+    from urllib.error import URLError
+
+    import torchvision.datasets
+
+    import robustkit.data.datasets as datasets_module
+
+    def offline(*args, **kwargs):
+        raise URLError("no route to host")
+
+    monkeypatch.delenv("ROBUSTKIT_DATA", raising=False)
+    monkeypatch.setattr(datasets_module, "CACHE_ROOT", tmp_path)
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    with pytest.raises(RobustkitError, match=r"could not download MNIST.*--data-root"):
+        load_dataset("mnist")

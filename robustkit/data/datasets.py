@@ -128,8 +128,17 @@ def _load_torchvision(name: str, *, root: str | Path | None, train: bool) -> Dat
         dataset = cls(
             str(data_root), train=train, download=download, transform=transforms.ToTensor()
         )
-    except RuntimeError as exc:
-        if download or "not found" not in str(exc).lower():
+    except (RuntimeError, OSError) as exc:
+        if download:
+            first_line = (
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            )
+            raise RobustkitError(
+                f"could not download {spec.cls_name} into {data_root} ({first_line}): check the "
+                f"network, or fetch it elsewhere and point --data-root at a folder holding "
+                f"{spec.folder}"
+            ) from exc
+        if "not found" not in str(exc).lower():
             raise
         fix = (
             "unset ROBUSTKIT_DATA to download it"
