@@ -12,10 +12,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
-from robustkit.commands.console import logging_to
+from robustkit.commands.console import logging_to, stats_progress
 from robustkit.data import load_dataset
 from robustkit.defenses.gan.defense import ManifoldProjectionDefense
 from robustkit.defenses.gan.generators import (
@@ -125,16 +124,7 @@ def train_gan_command(
 @contextmanager
 def _progress(console: Console) -> Iterator[Callable[[GANStep], None]]:
     """A Rich progress bar on stderr (only on a terminal) and the callback that drives it."""
-    bar = Progress(
-        TextColumn("train-gan"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,
-        transient=True,
-    )
+    bar = stats_progress(console, "train-gan")
     task = bar.add_task("train-gan", total=None, stats="")
 
     def on_step(step: GANStep) -> None:

@@ -15,9 +15,8 @@ from typing import Annotated
 import torch
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robustkit.commands.console import logging_to
+from robustkit.commands.console import logging_to, stats_progress
 from robustkit.data import DatasetInfo, load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, check_classifier, load_model
@@ -132,16 +131,7 @@ def train_command(
 @contextmanager
 def _progress(console: Console) -> Iterator[Callable[[StepStats], None]]:
     """A Rich progress bar on stderr (only on a terminal) and the callback that drives it."""
-    bar = Progress(
-        TextColumn("epoch {task.fields[epoch]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,
-        transient=True,
-    )
+    bar = stats_progress(console, "epoch {task.fields[epoch]}")
     task = bar.add_task("train", total=None, epoch=0, stats="")
 
     def on_step(stats: StepStats) -> None:
