@@ -19,7 +19,7 @@ from robustkit.commands.report import report_command
 from robustkit.commands.train import train_command
 from robustkit.commands.transfer import transfer_command
 from robustkit.data import load_dataset
-from robustkit.defenses.evaluation import audit_defense
+from robustkit.defenses.evaluation import DEFENSE_ATTACKS, audit_defense
 from robustkit.errors import RobustkitError
 from robustkit.evaluate import DEFAULT_ATTACKS, audit
 from robustkit.models import list_zoo_models, load_model
@@ -92,9 +92,14 @@ def audit_command(
     data_root: Annotated[
         Path | None, typer.Option(help="dataset folder (default: $ROBUSTKIT_DATA)")
     ] = None,
-    attacks: Annotated[str, typer.Option(help="comma-separated attack names")] = ",".join(
-        DEFAULT_ATTACKS
-    ),
+    attacks: Annotated[
+        str | None,
+        typer.Option(
+            help=f"comma-separated attack names [default: {','.join(DEFAULT_ATTACKS)}; with "
+            "--defense also latent-overpowered]",
+            show_default=False,
+        ),
+    ] = None,
     eps: Annotated[str, typer.Option(help="L-inf budgets")] = "0.1,0.2,0.3",
     eps_l2: Annotated[str, typer.Option(help="L2 budgets")] = "1,2,3",
     sigmas: Annotated[str, typer.Option(help="Gaussian-noise sigmas")] = "0.1,0.3,0.5",
@@ -128,7 +133,10 @@ def audit_command(
 ) -> None:
     """Attack a model at several budgets and report its robust accuracy."""
     out_dir = ensure_writable_dir(out)
-    attack_names = parse_names(attacks)
+    if attacks is None:
+        attack_names = [*DEFAULT_ATTACKS, *(DEFENSE_ATTACKS if defense else ())]
+    else:
+        attack_names = parse_names(attacks)
     for name in attack_names:
         attack_class(name)  # fail fast, before loading anything, on an unknown name
     robust_model = load_model(

@@ -193,7 +193,7 @@ def audit(
         "dataset": info.name,
         "classes": info.classes,
         "num_samples": offset,
-        "attacks": [dataclasses.asdict(a) | {"name": a.name} for a in attack_list],
+        "attacks": [a.describe() for a in attack_list],
         "budgets": {norm: list(values) for norm, values in budgets.items()},
         "batch_size": batch_size,
         "seed": seed,

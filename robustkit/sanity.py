@@ -18,8 +18,8 @@ Each check reads only the tidy frame and run.json of an :class:`AuditResult` and
   attacks' worst case at an eps whose ball allows at least the same per-pixel RMS perturbation
   (L-inf eps >= sigma; L2 eps >= sigma * sqrt(pixels)). Noise is a blind search; beating the
   gradient means the gradient is masked or the attack is broken.
-- ``oblivious-only``: a defended model (attack names ``oblivious:``, ``bpda:``, ``bpda-eot:``)
-  was evaluated only with attacks oblivious to the defense.
+- ``oblivious-only``: a defended model (attack names ``oblivious:``, ``bpda:``, ``bpda-eot:``,
+  ``latent:``) was evaluated only with attacks oblivious to the defense.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ TOLERANCE = 0.01  # accuracy differences up to 1 point are sampling noise, not a
 NOISE_NORM = "gaussian"
 SINGLE_STEP_ATTACKS = frozenset({"fgsm"})
 OBLIVIOUS = "oblivious"
-DEFENSE_PREFIXES = (OBLIVIOUS, "bpda", "bpda-eot")
+DEFENSE_PREFIXES = (OBLIVIOUS, "bpda", "bpda-eot", "latent")
 GREY_RADIUS = 0.5  # half the pixel range: the ball around any input reaches the mid-grey image
 
 CHECKS: dict[str, str] = {
@@ -240,6 +240,6 @@ def _oblivious_only(summary: pd.DataFrame) -> Iterator[Flag]:
                 "oblivious-only",
                 "error",
                 f"the defended model {model} was attacked only obliviously (attacks that ignore "
-                "the defense); run the adaptive attacks (bpda:, bpda-eot:) -- their worst case "
-                "is the number that counts",
+                "the defense); run the adaptive attacks (bpda:, bpda-eot:, latent:) -- their "
+                "worst case is the number that counts",
             )

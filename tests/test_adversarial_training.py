@@ -15,7 +15,7 @@ from robustkit.attacks import PGDLinf
 from robustkit.cli import app
 from robustkit.commands.train import fresh_model
 from robustkit.data import load_dataset
-from robustkit.defenses import OverfittingGuard, training_attack
+from robustkit.defenses.adversarial_training import OverfittingGuard, training_attack
 from robustkit.errors import RobustkitError
 from robustkit.evaluate import audit
 from robustkit.models.zoo import WEIGHTS_DIR, ZOO, load_zoo_model

@@ -11,8 +11,10 @@ from torch import nn
 from robustkit.attacks import (
     FGSM,
     PGDL2,
+    Attack,
     AttackResult,
     PGDLinf,
+    attack_class,
     create_attack,
     list_attacks,
     pgd_from_noise,
@@ -37,6 +39,27 @@ class CountingModel(nn.Module):
         return self.net(x)
 
 
+class TinyGenerator(nn.Module):
+    """Latents in [-1, 1]^4 to 3 x 8 x 8 images in [0, 1], for attacks that search a range."""
+
+    latent_dim = 4
+    output_shape = (3, 8, 8)
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(4, 3 * 8 * 8), nn.Sigmoid(), nn.Unflatten(1, (3, 8, 8)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+def make_attack(name: str) -> Attack:
+    """The registered attack with default hyper-parameters (and a generator if it needs one)."""
+    needs = attack_class(name).needs_generator
+    return create_attack(name, generator=TinyGenerator()) if needs else create_attack(name)
+
+
 @pytest.fixture
 def tiny() -> tuple[CountingModel, torch.Tensor, torch.Tensor]:
     model = CountingModel()
@@ -49,7 +72,7 @@ def tiny() -> tuple[CountingModel, torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("name", list_attacks())
 def test_every_registered_attack_keeps_bounds_budget_and_shapes(name, tiny):
     model, x, y = tiny
-    attack = create_attack(name)
+    attack = make_attack(name)
     eps = BUDGET[attack.norm]
     torch.manual_seed(0)
     result = attack(model, x, y, eps=eps)
@@ -73,7 +96,7 @@ def test_every_registered_attack_keeps_bounds_budget_and_shapes(name, tiny):
 @pytest.mark.parametrize("name", list_attacks())
 def test_zero_budget_changes_nothing(name, tiny):
     model, x, y = tiny
-    result = create_attack(name)(model, x, y, eps=0.0)
+    result = make_attack(name)(model, x, y, eps=0.0)
     assert torch.allclose(result.x_adv, x)
     assert not result.success.any()
 

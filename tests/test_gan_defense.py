@@ -9,7 +9,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from robustkit.attacks import PGDLinf
+from robustkit.attacks import LatentOverpowered, PGDLinf
 from robustkit.cli import clean_errors
 from robustkit.commands.gan import load_defense, train_gan_command
 from robustkit.data import load_dataset
@@ -184,7 +184,8 @@ def test_wgan_gp_step_runs(tmp_path: pytest.TempPathFactory) -> None:
 
 @pytest.mark.slow
 def test_adaptive_attack_beats_oblivious_on_mnist(classifier: torch.nn.Module) -> None:
-    """The known gap (Athalye et al. 2018): BPDA + EOT breaks what the oblivious attack cannot."""
+    """The known gap (Athalye et al. 2018): BPDA + EOT and the latent-space attack break what
+    the oblivious attack cannot."""
     torch.manual_seed(0)
     defense = load_defense("manifold:zoo:mnist-dcgan", classifier, steps=30, restarts=2)
     data = load_dataset("mnist-sample", num_samples=24, seed=0)
@@ -192,13 +193,14 @@ def test_adaptive_attack_beats_oblivious_on_mnist(classifier: torch.nn.Module) -
         classifier,
         defense,
         data,
-        attacks=[PGDLinf(steps=10, rel_stepsize=0.25)],
+        attacks=[PGDLinf(steps=10, rel_stepsize=0.25), LatentOverpowered(steps=20)],
         eps=[0.3],
         eot_samples=2,
     )
     accuracy = result.summary().set_index(["model", "attack"])["robust_accuracy"]
     oblivious = accuracy[(defense.name, "oblivious:pgd-linf")]
     adaptive = accuracy[(defense.name, "bpda-eot:pgd-linf")]
+    latent = accuracy[(defense.name, "latent:latent-overpowered")]
     assert accuracy[(classifier.name, "pgd-linf")] < 0.2
-    assert adaptive < oblivious
-    assert accuracy[(defense.name, "worst-case")] <= adaptive
+    assert adaptive < oblivious and latent < oblivious
+    assert accuracy[(defense.name, "worst-case")] <= min(adaptive, latent)

@@ -1,6 +1,7 @@
 """Attacks: a foolbox-style base class, a timm-style registry and the built-in attacks."""
 
 from robustkit.attacks.base import Attack, AttackResult
+from robustkit.attacks.latent import LatentOverpowered
 from robustkit.attacks.mifgsm import MIFGSM
 from robustkit.attacks.noise import GaussianNoise, pgd_from_noise, pure_noise_probe
 from robustkit.attacks.pgd import FGSM, PGDL2, GradientAttack, PGDLinf
@@ -14,6 +15,7 @@ __all__ = [
     "AttackResult",
     "GaussianNoise",
     "GradientAttack",
+    "LatentOverpowered",
     "PGDLinf",
     "attack_class",
     "create_attack",

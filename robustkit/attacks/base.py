@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +34,7 @@ class Attack(ABC):
     norm: ClassVar[str]
     name: ClassVar[str] = ""
     iterative: ClassVar[bool] = False  # takes an audit's steps and restarts
+    needs_generator: ClassVar[bool] = False  # searches a generator's range (``generator=``)
 
     def __call__(
         self,
@@ -49,6 +51,14 @@ class Attack(ABC):
         validate_eps(eps, self.norm)
         return self._run(model, inputs, labels, eps=float(eps), targets=targets)
 
+    def describe(self) -> dict[str, Any]:
+        """The name and hyper-parameters, JSON-ready (a module field becomes its name)."""
+        fields = {
+            field.name: _describe_value(getattr(self, field.name))
+            for field in dataclasses.fields(self)
+        }
+        return {"name": self.name, **fields}
+
     @abstractmethod
     def _run(
         self,
@@ -60,6 +70,12 @@ class Attack(ABC):
         targets: Tensor | None,
     ) -> AttackResult:
         """The algorithm, on validated inputs already on the model's device."""
+
+
+def _describe_value(value: Any) -> Any:
+    if isinstance(value, nn.Module):
+        return getattr(value, "name", type(value).__name__)
+    return value
 
 
 def validate_inputs(

@@ -1,8 +1,8 @@
 """audit_defense: a defended model against oblivious, BPDA and BPDA + EOT attacks, side by side.
 
-The defended model's robust accuracy is the worst case over the three families, never the
-oblivious attack alone. The undefended classifier's rows come for free: the oblivious
-adversarials are the attack on the bare classifier.
+The defended model's robust accuracy is the worst case over these families (and the latent-space
+family when a generator-searching attack runs), never the oblivious attack alone. The undefended
+classifier's rows come for free: the oblivious adversarials are the attack on the bare classifier.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from robustkit.models import check_classifier
 from robustkit.results import ROW_COLUMNS, AuditResult
 
 FAMILIES = ("oblivious", "bpda", "bpda-eot")
+LATENT = "latent"  # the family of attacks in a generator's latent space
+DEFENSE_ATTACKS = ("latent-overpowered",)  # what `robustkit audit --defense` adds to the defaults
 
 
 def audit_defense(
@@ -57,6 +59,11 @@ def audit_defense(
     * ``bpda:NAME``: the attack run on the defense itself, through its BPDA backward;
     * ``bpda-eot:NAME``: the attack run on ``EOT(defense, eot_samples)``.
 
+    An attack that searches a generator's range (``latent-overpowered``) is one family of its
+    own, ``latent:NAME``: it gets the defense's generator, searches on the bare classifier (its
+    adversarials lie near the range, which the projection leaves nearly unchanged) and is scored
+    on the defense like the others.
+
     Every adversarial is scored by one fresh forward pass of the defense, as deployed. Against a
     randomized defense the adaptive attacks run all their steps: early stop would judge success
     on one random pass and keep a weak iterate. The frame also holds the bare classifier's rows
@@ -78,6 +85,7 @@ def audit_defense(
     randomized = bool(getattr(defense, "is_randomized", False))
     defense_name = getattr(defense, "name", type(defense).__name__)
 
+    attack_list = [_with_generator(attack, defense) for attack in attack_list]
     jobs = [
         (attack, _all_steps(attack) if randomized else attack, budget)
         for attack in attack_list
@@ -98,10 +106,10 @@ def audit_defense(
                 rows = _store(stores, robust_model.name, attack.name, attack.norm, budget)
                 _append(rows, offset, y, bare_pred, bare_adv)
                 targets = {"bpda": defense, "bpda-eot": eot}
-                for family in FAMILIES:
+                for family in (LATENT,) if attack.needs_generator else FAMILIES:
                     adv_pred = defended_pred.clone()
                     if ok.any():
-                        if family == "oblivious":
+                        if family in ("oblivious", LATENT):
                             x_adv = oblivious.x_adv[ok]
                         else:
                             x_adv = adaptive(targets[family], x[ok], y[ok], eps=budget).x_adv
@@ -127,8 +135,8 @@ def audit_defense(
         "classifier": robust_model.name,
         "dataset": info.name,
         "num_samples": offset,
-        "attacks": [dataclasses.asdict(a) | {"name": a.name} for a in attack_list],
-        "families": list(FAMILIES),
+        "attacks": [a.describe() for a in attack_list],
+        "families": [*FAMILIES, *([LATENT] if any(a.needs_generator for a in attack_list) else [])],
         "eot_samples": eot_samples,
         "adaptive_early_stop": not randomized,
         "budgets": {norm: list(values) for norm, values in budgets.items()},
@@ -144,6 +152,16 @@ def audit_defense(
 def _predict(model: nn.Module, x: Tensor) -> Tensor:
     """One forward pass's predicted classes."""
     return model(x).argmax(dim=1)
+
+
+def _with_generator(attack: Attack, defense: nn.Module) -> Attack:
+    """A latent-space attack given the defense's generator unless it brought its own."""
+    if not attack.needs_generator or getattr(attack, "generator", None) is not None:
+        return attack
+    generator = getattr(defense, "generator", None)
+    if generator is None:
+        return attack  # the attack itself names the fix
+    return dataclasses.replace(attack, generator=generator)
 
 
 def _all_steps(attack: Attack) -> Attack:

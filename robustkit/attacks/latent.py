@@ -1,0 +1,239 @@
+"""The overpowered latent-space attack (Jalal et al. 2019): move an input along a GAN's range.
+
+The input is first projected onto the range, which gives a reference point ``G(z0)``. The attack
+then ascends in latent space from ``z0`` (Adam on ``w`` with ``z = tanh(w)``): it maximises the
+attack objective both at the on-range image ``G(z)`` and at the returned input
+``x + clip(G(z) - G(z0))``, minus ``penalty`` times the squared part of the move that lies outside
+the eps-ball. The returned perturbation is that move clipped to the L-inf ball and to the pixel
+bounds, so the budget always holds.
+
+Against a manifold-projection defense this is an adaptive attack that needs no gradient through
+the projection: a point of the range projects (nearly) onto itself, so the defense sees roughly
+``G(z)``. On such a model (it has ``generator`` and ``classifier`` modules) the search runs on the
+classifier alone and only the final adversarials go through the whole defense.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from robustkit.attacks.base import (
+    Attack,
+    AttackResult,
+    attack_objective,
+    is_adversarial,
+    validate_eps,
+    validate_inputs,
+)
+from robustkit.attacks.registry import register_attack
+from robustkit.defenses.gan.projection import ProjectionConfig, check_generator_input, project
+from robustkit.errors import RobustkitError
+from robustkit.models.wrapper import device_of
+
+
+@dataclass(frozen=True)
+class LatentSearch:
+    """Per input: the adversarial (budget applied), the on-range image G(z) it was made from,
+    and whether both fooled the network searched on."""
+
+    x_adv: Tensor
+    on_range: Tensor
+    fooled: Tensor
+
+
+_TANH_LIMIT = 0.995  # keep start latents off tanh's flat tails
+_ADAM_BETAS = (0.9, 0.999)
+
+
+@register_attack("latent-overpowered")
+@dataclass(frozen=True, kw_only=True)
+class LatentOverpowered(Attack):
+    """Search a generator's latent space for a misclassified image within eps (L-inf) of the input.
+
+    ``generator`` maps (N, latent_dim) latents in [-1, 1] to images of the input's shape; without
+    it the attacked model's own ``generator`` (a ManifoldProjectionDefense) is used. Restarts start
+    from ``z0`` plus uniform noise of width ``restart_noise`` and run only on unbroken points.
+    """
+
+    norm: ClassVar[str] = "linf"
+    iterative: ClassVar[bool] = True
+    needs_generator: ClassVar[bool] = True
+    generator: nn.Module | None = None
+    steps: int = 40
+    restarts: int = 1
+    lr: float = 0.1
+    penalty: float = 0.1
+    projection_steps: int = 100
+    restart_noise: float = 0.2
+    loss: str = "ce"
+    early_stop: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.restarts < 1 or self.projection_steps < 0:
+            raise RobustkitError("steps and restarts must be >= 1, projection_steps >= 0")
+        if self.lr <= 0 or self.penalty < 0 or self.restart_noise < 0:
+            raise RobustkitError("lr must be > 0, penalty and restart_noise >= 0")
+
+    def search(
+        self,
+        model: nn.Module,
+        inputs: Tensor,
+        labels: Tensor,
+        *,
+        eps: float,
+        targets: Tensor | None = None,
+    ) -> LatentSearch:
+        """The latent search alone, without the final pass through ``model``."""
+        inputs, labels, targets = validate_inputs(inputs, labels, targets, device_of(model))
+        validate_eps(eps, self.norm)
+        return self._search_restarts(model, inputs, labels, float(eps), targets)
+
+    def _run(
+        self,
+        model: nn.Module,
+        inputs: Tensor,
+        labels: Tensor,
+        *,
+        eps: float,
+        targets: Tensor | None,
+    ) -> AttackResult:
+        x_adv = self._search_restarts(model, inputs, labels, eps, targets).x_adv
+        with torch.no_grad():
+            logits = model(x_adv)
+        success = is_adversarial(logits, labels, targets)
+        return AttackResult(x_adv=x_adv, success=success, adv_pred=logits.argmax(dim=1))
+
+    def _search_restarts(
+        self, model: nn.Module, inputs: Tensor, labels: Tensor, eps: float, targets: Tensor | None
+    ) -> LatentSearch:
+        """Project, then search from z0 and (restarts) from noisy copies on unbroken points."""
+        generator = self._generator_for(model)
+        check_generator_input(generator, inputs)
+        network = search_network(model)
+        z0 = project(generator, inputs, ProjectionConfig(steps=self.projection_steps, restarts=1)).z
+        with torch.no_grad():
+            reference = generator(z0)
+        result = LatentSearch(
+            x_adv=inputs.clone(),
+            on_range=reference.clone(),
+            fooled=torch.zeros(len(inputs), dtype=torch.bool, device=inputs.device),
+        )
+        for restart in range(self.restarts):
+            todo = (~result.fooled).nonzero().squeeze(1)
+            if todo.numel() == 0:
+                break
+            start = z0[todo]
+            if restart:
+                noise = torch.empty_like(start).uniform_(-self.restart_noise, self.restart_noise)
+                start = (start + noise).clamp(-1, 1)
+            found = self._search(
+                network,
+                generator,
+                inputs[todo],
+                labels[todo],
+                None if targets is None else targets[todo],
+                reference[todo],
+                start,
+                eps,
+            )
+            result.x_adv[todo] = found.x_adv
+            result.on_range[todo] = found.on_range
+            result.fooled[todo] = found.fooled
+        return result
+
+    def _generator_for(self, model: nn.Module) -> nn.Module:
+        generator = (
+            self.generator if self.generator is not None else getattr(model, "generator", None)
+        )
+        if not isinstance(generator, nn.Module):
+            raise RobustkitError(
+                f"attack {self.name!r} searches a generator's range but none was given: audit a "
+                "defended model (--defense manifold:zoo:mnist-dcgan) or create the attack with "
+                "generator=..."
+            )
+        return generator.eval()  # batch norm must not track attack latents
+
+    def _search(
+        self,
+        network: nn.Module,
+        generator: nn.Module,
+        x: Tensor,
+        labels: Tensor,
+        targets: Tensor | None,
+        reference: Tensor,
+        z_start: Tensor,
+        eps: float,
+    ) -> LatentSearch:
+        """One latent ascent from ``z_start`` (with early stop, a point leaves the batch at its
+        first iterate that fools ``network``)."""
+        w = torch.atanh(z_start.clamp(-_TANH_LIMIT, _TANH_LIMIT))
+        first, second = torch.zeros_like(w), torch.zeros_like(w)
+        out = LatentSearch(
+            x_adv=x.clone(),
+            on_range=reference.clone(),
+            fooled=torch.zeros(len(x), dtype=torch.bool, device=x.device),
+        )
+        alive = torch.arange(len(x), device=x.device)
+        for step in range(self.steps + 1):
+            w_alive = w[alive].requires_grad_(True)
+            alive_targets = None if targets is None else targets[alive]
+            with torch.enable_grad():
+                on_range = generator(torch.tanh(w_alive))
+                move = on_range - reference[alive]
+                candidate = (x[alive] + move.clamp(-eps, eps)).clamp(0, 1)
+                logits_adv, logits_range = network(candidate), network(on_range)
+                hit = is_adversarial(logits_adv, labels[alive], alive_targets) & is_adversarial(
+                    logits_range, labels[alive], alive_targets
+                )
+                outside = (move.abs() - eps).clamp(min=0).square().flatten(1).sum(dim=1)
+                objective = (
+                    attack_objective(logits_adv, labels[alive], alive_targets, self.loss)
+                    + attack_objective(logits_range, labels[alive], alive_targets, self.loss)
+                    - self.penalty * outside
+                )
+            out.x_adv[alive] = candidate.detach()
+            out.on_range[alive] = on_range.detach()
+            out.fooled[alive] = hit
+            if step == self.steps:
+                break
+            keep = ~hit if self.early_stop else torch.ones_like(hit)
+            (grad,) = torch.autograd.grad(objective.sum(), w_alive)
+            moving = alive[keep]
+            w[moving] = _adam_ascent(
+                w_alive.detach()[keep], grad[keep], first, second, moving, step + 1, self.lr
+            )
+            alive = moving
+            if alive.numel() == 0:
+                break
+        return out
+
+
+def _adam_ascent(
+    w: Tensor, grad: Tensor, first: Tensor, second: Tensor, rows: Tensor, step: int, lr: float
+) -> Tensor:
+    """One Adam step up ``grad`` for ``rows`` of the moment buffers (updated in place).
+
+    Written out because torch.optim.Adam updates whole tensors, and here the points already
+    broken must leave the batch without their latents moving further.
+    """
+    beta1, beta2 = _ADAM_BETAS
+    first[rows] = beta1 * first[rows] + (1 - beta1) * grad
+    second[rows] = beta2 * second[rows] + (1 - beta2) * grad.square()
+    m_hat = first[rows] / (1 - beta1**step)
+    v_hat = second[rows] / (1 - beta2**step)
+    return w + lr * m_hat / (v_hat.sqrt() + 1e-8)
+
+
+def search_network(model: nn.Module) -> nn.Module:
+    """The network a latent search differentiates: a projection defense's classifier (points of
+    the generator's range pass its projection nearly unchanged), else the model itself."""
+    classifier = getattr(model, "classifier", None)
+    if isinstance(getattr(model, "generator", None), nn.Module) and isinstance(
+        classifier, nn.Module
+    ):
+        return classifier
+    return model
