@@ -1,5 +1,6 @@
 """The known gap on MNIST: an undefended classifier, the manifold defense under an oblivious
-attack, and the same defense under BPDA and BPDA + EOT (Athalye et al. 2018).
+attack, and the same defense under BPDA and BPDA + EOT (Athalye et al. 2018) and under the
+overpowered latent-space attack (Jalal et al. 2019).
 
     python benchmarks/defense_gap.py --num-samples 50 --proj-steps 30 --proj-restarts 2
 """
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from robustkit.attacks import PGDLinf
+from robustkit.attacks import LatentOverpowered, PGDLinf
 from robustkit.commands.gan import load_defense
 from robustkit.data import load_dataset
 from robustkit.defenses.evaluation import audit_defense
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=50)
     parser.add_argument("--eps", type=float, default=0.3)
     parser.add_argument("--attack-steps", type=int, default=20)
+    parser.add_argument("--latent-steps", type=int, default=40)
     parser.add_argument("--proj-steps", type=int, default=30)
     parser.add_argument("--proj-restarts", type=int, default=2)
     parser.add_argument("--proj-lr", type=float, default=0.2)
@@ -50,7 +52,10 @@ def main() -> None:
         classifier,
         defense,
         data,
-        attacks=[PGDLinf(steps=args.attack_steps, rel_stepsize=2.5 / args.attack_steps)],
+        attacks=[
+            PGDLinf(steps=args.attack_steps, rel_stepsize=2.5 / args.attack_steps),
+            LatentOverpowered(steps=args.latent_steps),
+        ],
         eps=[args.eps],
         eot_samples=args.eot_samples,
         batch_size=args.batch_size,

@@ -38,6 +38,7 @@ from robustkit.defenses.adversarial_training import (
     monitor_attacks,
     training_attack,
 )
+from robustkit.defenses.gan.zoo import resolve_generator
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel
 from robustkit.results import ensure_writable_dir
@@ -70,6 +71,7 @@ _RESUME_KEYS = (
     "check_every",
     "guard",
     "seed",
+    "generator",
 )
 
 
@@ -96,6 +98,7 @@ class TrainConfig:
     check_every: int | None = None
     guard: bool = True
     seed: int = 0
+    generator: str | None = None  # manifold: zoo:NAME or a generator file
 
     def __post_init__(self) -> None:
         check_method(self.method, self.norm)
@@ -110,6 +113,11 @@ class TrainConfig:
             raise RobustkitError("--lr must be > 0, --eps-warmup and --beta >= 0")
         if self.check_every is not None and self.check_every < 1:
             raise RobustkitError("--check-every must be >= 1 step")
+        if (self.method == "manifold") != (self.generator is not None):
+            raise RobustkitError(
+                "--method manifold needs --generator (zoo:mnist-dcgan or a robustkit train-gan "
+                "file), and --generator is only for --method manifold"
+            )
 
 
 @dataclass(frozen=True)
@@ -201,8 +209,11 @@ def train(
     shuffle = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = LambdaLR(optimizer, _cyclic(total_steps))
+    generator = resolve_generator(config.generator, model.device) if config.generator else None
     loss_fn = AdversarialLoss(
-        config.method, training_attack(config.method, config.norm, config.steps), config.beta
+        config.method,
+        training_attack(config.method, config.norm, config.steps, generator),
+        config.beta,
     )
     monitors = monitor_attacks(config.norm, MONITOR_STEPS)
     guard = OverfittingGuard()
@@ -376,8 +387,9 @@ def _guard_update(
     model: RobustModel,
     best_state: dict[str, Tensor],
 ) -> bool:
-    """Feed the guard; keep the best weights; True when training must stop."""
-    if not config.guard or config.method == "natural":
+    """Feed the guard; keep the best weights; True when training must stop. It watches
+    pixel-space robustness, which natural and manifold training do not aim for."""
+    if not config.guard or config.method in ("natural", "manifold"):
         return False
     collapsed = guard.update(at, check["fgsm_accuracy"], check["pgd_accuracy"])
     if guard.is_best(at):

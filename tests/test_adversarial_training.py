@@ -11,11 +11,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from robustkit.attacks import PGDLinf
+from robustkit.attacks import LatentOverpowered, PGDLinf
 from robustkit.cli import app
+from robustkit.commands.gan import load_defense
 from robustkit.commands.train import fresh_model
 from robustkit.data import load_dataset
 from robustkit.defenses.adversarial_training import OverfittingGuard, training_attack
+from robustkit.defenses.evaluation import audit_defense
+from robustkit.defenses.gan.zoo import load_zoo_generator
 from robustkit.errors import RobustkitError
 from robustkit.evaluate import audit
 from robustkit.models.zoo import WEIGHTS_DIR, ZOO, load_zoo_model
@@ -52,12 +55,23 @@ def test_natural_training_has_no_attack():
     assert training_attack("natural", "linf", steps=7) is None
 
 
+def test_manifold_training_searches_the_generators_latent_space_without_early_stop():
+    generator = load_zoo_generator("mnist-dcgan")
+    attack = training_attack("manifold", "linf", steps=5, generator=generator)
+    assert isinstance(attack, LatentOverpowered)
+    assert attack.generator is generator
+    assert (attack.steps, attack.early_stop) == (5, False)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
         ({"method": "pgb"}, "did you mean pgd"),
         ({"eps": -0.1}, "--eps must be >= 0"),
         ({"method": "fgsm-rs", "norm": "l2"}, "L-inf only"),
+        ({"method": "manifold", "norm": "l2", "generator": "zoo:mnist-dcgan"}, "L-inf only"),
+        ({"method": "manifold"}, "needs --generator"),
+        ({"method": "pgd", "generator": "zoo:mnist-dcgan"}, "only for --method manifold"),
         ({"epochs": 0}, "--epochs"),
     ],
 )
@@ -149,9 +163,10 @@ class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("method", ["pgd", "fgsm-rs", "trades"])
+@pytest.mark.parametrize("method", ["pgd", "fgsm-rs", "trades", "manifold"])
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, method):
-    config = TrainConfig(**{**FAST, "epochs": 3, "method": method, "eps_warmup": 1.5})
+    generator = {"generator": "zoo:mnist-dcgan"} if method == "manifold" else {}
+    config = TrainConfig(**{**FAST, "epochs": 3, "method": method, "eps_warmup": 1.5, **generator})
     full = train(fresh_model("fast-mnist", SAMPLE, seed=0), SAMPLE, config, out=tmp_path / "a.pt")
 
     def stop_in_epoch_2(stats: StepStats) -> None:
@@ -220,6 +235,40 @@ def test_short_pgd_training_raises_pgd_accuracy_well_above_natural_training(data
     assert accuracy["pgd"] > accuracy["natural"] + 0.3, accuracy
 
 
+@pytest.mark.slow
+def test_manifold_training_raises_the_defended_models_worst_case(data_root, tmp_path):
+    """Jalal et al.: fine-tuning the classifier on latent-space adversarials from the generator's
+    range makes the manifold defense built on it harder to break (benchmarks/manifold_training.py
+    measures the same on more images)."""
+    train_info = load_dataset("mnist", root=data_root, train=True, num_samples=2000, seed=0)
+    test = load_dataset("mnist", root=data_root, num_samples=60, seed=0)
+    config = TrainConfig(
+        method="manifold", generator="zoo:mnist-dcgan", steps=5, epochs=2, lr=1e-3, holdout=100
+    )
+    accuracy = {}
+    for label in ("original", "tuned"):
+        model = load_zoo_model("mnist-cnn", device="cpu")
+        if label == "tuned":
+            model = train(model, train_info, config, out=tmp_path / "m.pt").model.eval()
+        torch.manual_seed(0)
+        defense = load_defense("manifold:zoo:mnist-dcgan", model, steps=30, restarts=2, lr=0.2)
+        result = audit_defense(
+            model,
+            defense,
+            test,
+            attacks=[PGDLinf(steps=10, rel_stepsize=0.25), LatentOverpowered(steps=20)],
+            eps=[0.3],
+            eot_samples=2,
+        )
+        summary = result.summary().set_index(["model", "attack"])["robust_accuracy"]
+        accuracy[label] = summary[defense.name]
+    assert (
+        accuracy["tuned"]["latent:latent-overpowered"]
+        > accuracy["original"]["latent:latent-overpowered"]
+    )
+    assert accuracy["tuned"]["worst-case"] > accuracy["original"]["worst-case"]
+
+
 # --- the CLI -------------------------------------------------------------------------------------
 
 
@@ -277,6 +326,23 @@ def test_cli_trains_and_writes_every_output(tmp_path):
     for suffix in (".pt", ".json", ".metrics.csv", ".ckpt.pt"):
         assert out.with_suffix(suffix).is_file()
     assert json.loads(out.with_suffix(".json").read_text())["model_spec"] == "arch:fast-mnist"
+
+
+def test_cli_fine_tunes_on_a_generators_range(tmp_path):
+    out = tmp_path / "m.pt"
+    result = _train(
+        "--model", "zoo:mnist-cnn", "--dataset", "mnist-sample", "--num-samples", "150",
+        "--method", "manifold", "--generator", "zoo:mnist-dcgan", "--steps", "2", "--epochs", "1",
+        "--batch-size", "50", "--holdout", "50", "--out", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads(out.with_suffix(".json").read_text())["config"]
+    assert (config["method"], config["generator"]) == ("manifold", "zoo:mnist-dcgan")
+
+
+def test_cli_manifold_without_generator_is_one_line(tmp_path):
+    result = _train("--method", "manifold", "--out", str(tmp_path / "m.pt"))
+    assert_one_line_error(result, "--generator")
 
 
 # --- the bundled models --------------------------------------------------------------------------

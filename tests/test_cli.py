@@ -71,6 +71,22 @@ def test_defense_audit_runs_the_three_attack_families(tmp_path):
     assert {"oblivious:pgd-linf", "bpda:pgd-linf", "bpda-eot:pgd-linf", WORST_CASE} <= attacks
 
 
+def test_defense_audit_adds_the_latent_attack_to_the_defaults(tmp_path):
+    result = audit(
+        *["--num-samples", "4", "--eps", "0.3", "--eps-l2", "2", "--sigmas", "0.3"],
+        *["--steps", "2", "--defense", "manifold:zoo:mnist-dcgan", "--projection-steps", "3"],
+        *["--projection-restarts", "1", "--eot-samples", "1", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    attacks = set(pd.read_csv(tmp_path / "summary.csv")["attack"])
+    assert {"bpda-eot:pgd-l2", "oblivious:fgsm", "latent:latent-overpowered"} <= attacks
+
+
+def test_latent_attack_without_a_defense_is_one_line(tmp_path):
+    result = audit("--attacks", "latent-overpowered", "--num-samples", "4", "--out", str(tmp_path))
+    assert_one_line_error(result, "--defense manifold:zoo:mnist-dcgan")
+
+
 def test_unknown_defense_is_one_line(tmp_path):
     assert_one_line_error(
         audit("--defense", "jpeg:90", "--out", str(tmp_path)), "manifold:zoo:mnist-dcgan"

@@ -16,7 +16,7 @@ classifier alone and only the final adversarials go through the whole defense.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -30,22 +30,28 @@ from robustkit.attacks.base import (
     validate_inputs,
 )
 from robustkit.attacks.registry import register_attack
-from robustkit.defenses.gan.projection import ProjectionConfig, check_generator_input, project
+from robustkit.defenses.gan.projection import (
+    TANH_LIMIT,
+    ImageGenerator,
+    ProjectionConfig,
+    check_generator_input,
+    project,
+)
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import device_of
 
 
 @dataclass(frozen=True)
 class LatentSearch:
-    """Per input: the adversarial (budget applied), the on-range image G(z) it was made from,
-    and whether both fooled the network searched on."""
+    """Per input: the adversarial ``x + move``, the moved range point ``G(z0) + move`` (equal to
+    the on-range ``G(z)`` when the move ``G(z) - G(z0)`` fits the budget), both with the move
+    clipped to the eps-ball, and whether the adversarial and ``G(z)`` fooled the network."""
 
     x_adv: Tensor
-    on_range: Tensor
+    range_adv: Tensor
     fooled: Tensor
 
 
-_TANH_LIMIT = 0.995  # keep start latents off tanh's flat tails
 _ADAM_BETAS = (0.9, 0.999)
 
 
@@ -119,7 +125,7 @@ class LatentOverpowered(Attack):
             reference = generator(z0)
         result = LatentSearch(
             x_adv=inputs.clone(),
-            on_range=reference.clone(),
+            range_adv=reference.clone(),
             fooled=torch.zeros(len(inputs), dtype=torch.bool, device=inputs.device),
         )
         for restart in range(self.restarts):
@@ -141,11 +147,11 @@ class LatentOverpowered(Attack):
                 eps,
             )
             result.x_adv[todo] = found.x_adv
-            result.on_range[todo] = found.on_range
+            result.range_adv[todo] = found.range_adv
             result.fooled[todo] = found.fooled
         return result
 
-    def _generator_for(self, model: nn.Module) -> nn.Module:
+    def _generator_for(self, model: nn.Module) -> ImageGenerator:
         generator = (
             self.generator if self.generator is not None else getattr(model, "generator", None)
         )
@@ -155,12 +161,19 @@ class LatentOverpowered(Attack):
                 "defended model (--defense manifold:zoo:mnist-dcgan) or create the attack with "
                 "generator=..."
             )
-        return generator.eval()  # batch norm must not track attack latents
+        if not isinstance(getattr(generator, "latent_dim", None), int) or not hasattr(
+            generator, "output_shape"
+        ):
+            raise RobustkitError(
+                f"the generator {type(generator).__name__} must declare latent_dim (an int) and "
+                "output_shape (channels, height, width) attributes"
+            )
+        return cast(ImageGenerator, generator.eval())  # batch norm must not track attack latents
 
     def _search(
         self,
         network: nn.Module,
-        generator: nn.Module,
+        generator: ImageGenerator,
         x: Tensor,
         labels: Tensor,
         targets: Tensor | None,
@@ -170,11 +183,11 @@ class LatentOverpowered(Attack):
     ) -> LatentSearch:
         """One latent ascent from ``z_start`` (with early stop, a point leaves the batch at its
         first iterate that fools ``network``)."""
-        w = torch.atanh(z_start.clamp(-_TANH_LIMIT, _TANH_LIMIT))
+        w = torch.atanh(z_start.clamp(-TANH_LIMIT, TANH_LIMIT))
         first, second = torch.zeros_like(w), torch.zeros_like(w)
         out = LatentSearch(
             x_adv=x.clone(),
-            on_range=reference.clone(),
+            range_adv=reference.clone(),
             fooled=torch.zeros(len(x), dtype=torch.bool, device=x.device),
         )
         alive = torch.arange(len(x), device=x.device)
@@ -184,7 +197,8 @@ class LatentOverpowered(Attack):
             with torch.enable_grad():
                 on_range = generator(torch.tanh(w_alive))
                 move = on_range - reference[alive]
-                candidate = (x[alive] + move.clamp(-eps, eps)).clamp(0, 1)
+                clipped = move.clamp(-eps, eps)
+                candidate = (x[alive] + clipped).clamp(0, 1)
                 logits_adv, logits_range = network(candidate), network(on_range)
                 hit = is_adversarial(logits_adv, labels[alive], alive_targets) & is_adversarial(
                     logits_range, labels[alive], alive_targets
@@ -196,7 +210,7 @@ class LatentOverpowered(Attack):
                     - self.penalty * outside
                 )
             out.x_adv[alive] = candidate.detach()
-            out.on_range[alive] = on_range.detach()
+            out.range_adv[alive] = (reference[alive] + clipped).detach().clamp(0, 1)
             out.fooled[alive] = hit
             if step == self.steps:
                 break

@@ -61,10 +61,14 @@ def train_command(
     data_root: Annotated[
         Path | None, typer.Option(help="dataset folder (default: $ROBUSTKIT_DATA)")
     ] = None,
-    method: Annotated[str, typer.Option(help="pgd, fgsm-rs, trades or natural")] = "pgd",
+    method: Annotated[
+        str, typer.Option(help="pgd, fgsm-rs, trades, manifold (needs --generator) or natural")
+    ] = "pgd",
     norm: Annotated[str, typer.Option(help="threat model of pgd/trades: linf or l2")] = "linf",
     eps: Annotated[float, typer.Option(help="training budget (also the monitored one)")] = 0.3,
-    steps: Annotated[int, typer.Option(help="PGD steps per minibatch (pgd, trades)")] = 7,
+    steps: Annotated[
+        int, typer.Option(help="attack steps per minibatch (pgd, trades: PGD; manifold: latent)")
+    ] = 7,
     epochs: Annotated[int, typer.Option(help="epochs")] = 10,
     batch_size: Annotated[int, typer.Option(help="images per minibatch")] = 100,
     lr: Annotated[float, typer.Option(help="peak learning rate of the cyclic schedule")] = 5e-3,
@@ -82,6 +86,12 @@ def train_command(
     ),
     resume: Annotated[
         Path | None, typer.Option(help="checkpoint (.ckpt.pt) of an interrupted run")
+    ] = None,
+    generator: Annotated[
+        str | None,
+        typer.Option(
+            help="manifold: the generator whose range to train on (zoo:mnist-dcgan, GEN.pt)"
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="seed for init, shuffling and attacks")] = 0,
     num_samples: Annotated[int | None, typer.Option(help="seeded training subset size")] = None,
@@ -102,6 +112,7 @@ def train_command(
         check_every=check_every,
         guard=guard,
         seed=seed,
+        generator=generator,
     )
     paths = check_output(out)
     if resume is not None and not resume.is_file():

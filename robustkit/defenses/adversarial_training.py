@@ -9,6 +9,11 @@ Every method crafts its adversarials with the attacks of ``robustkit.attacks`` (
 * ``trades``: Zhang et al. (2019)'s loss, CE(clean) + beta x KL(clean || adversarial). The
   adversarials come from PGD on the cross-entropy (the registered attack) rather than from
   maximising the KL term, so this is a TRADES-style loss, not the paper's exact inner problem;
+* ``manifold``: Jalal et al. (2019)'s robust-manifold training. Each minibatch is projected onto
+  a generator's range and attacked in latent space (the ``latent-overpowered`` attack); the loss
+  is the mean of the cross-entropy on the clean images and on the attacked range points (the
+  projection plus the latent move, clipped to the eps-ball: the on-range ``G(z)`` whenever the
+  move fits), the kind of points a manifold-projection defense hands its classifier. L-inf only;
 * ``natural``: plain cross-entropy on clean images.
 
 Adversarials are crafted with the model in eval mode, then the update runs in train mode. Madry
@@ -27,15 +32,16 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from robustkit.attacks import FGSM, PGDL2, GradientAttack, PGDLinf
+from robustkit.attacks import FGSM, PGDL2, Attack, GradientAttack, LatentOverpowered, PGDLinf
 from robustkit.errors import RobustkitError
 
 log = logging.getLogger(__name__)
 
-METHODS = ("pgd", "fgsm-rs", "trades", "natural")
+METHODS = ("pgd", "fgsm-rs", "trades", "manifold", "natural")
 NORMS = ("linf", "l2")
 FGSM_RS_STEP = 1.25
 PGD_STEP_BUDGET = 2.5  # total path length of PGD-k in units of eps: step = 2.5 * eps / k
+MANIFOLD_PROJECTION_STEPS = 30  # a rough start point on the range is enough to train on
 
 
 def check_method(method: str, norm: str) -> None:
@@ -46,12 +52,15 @@ def check_method(method: str, norm: str) -> None:
         raise RobustkitError(f"unknown training method {method!r}: {hint}use {', '.join(METHODS)}")
     if norm not in NORMS:
         raise RobustkitError(f"unknown norm {norm!r}: use linf or l2")
-    if method == "fgsm-rs" and norm != "linf":
-        raise RobustkitError("fgsm-rs trains under L-inf only: use --norm linf or --method pgd")
+    if method in ("fgsm-rs", "manifold") and norm != "linf":
+        raise RobustkitError(f"{method} trains under L-inf only: use --norm linf or --method pgd")
 
 
-def training_attack(method: str, norm: str, steps: int) -> GradientAttack | None:
-    """The attack that crafts the training adversarials (None for natural training)."""
+def training_attack(
+    method: str, norm: str, steps: int, generator: nn.Module | None = None
+) -> Attack | None:
+    """The attack that crafts the training adversarials (None for natural training);
+    ``manifold`` searches the latent space of ``generator``."""
     check_method(method, norm)
     if method == "natural":
         return None
@@ -59,6 +68,18 @@ def training_attack(method: str, norm: str, steps: int) -> GradientAttack | None
         return PGDLinf(steps=1, rel_stepsize=FGSM_RS_STEP, random_start=True, early_stop=False)
     if steps < 1:
         raise RobustkitError(f"--steps must be >= 1 for {method}, got {steps}")
+    if method == "manifold":
+        if generator is None:
+            raise RobustkitError(
+                "--method manifold trains on a generator's range: give --generator "
+                "zoo:mnist-dcgan (or a generator file from robustkit train-gan)"
+            )
+        return LatentOverpowered(
+            generator=generator,
+            steps=steps,
+            projection_steps=MANIFOLD_PROJECTION_STEPS,
+            early_stop=False,
+        )
     cls = PGDLinf if norm == "linf" else PGDL2
     return cls(steps=steps, rel_stepsize=PGD_STEP_BUDGET / steps, early_stop=False)
 
@@ -68,7 +89,7 @@ class AdversarialLoss:
     """The training loss of one method on one minibatch of [0, 1] pixels."""
 
     method: str
-    attack: GradientAttack | None
+    attack: Attack | None
     beta: float = 6.0
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, eps: float) -> tuple[Tensor, Tensor]:
@@ -78,6 +99,12 @@ class AdversarialLoss:
             logits = model(x)
             return F.cross_entropy(logits, y), logits
         model.eval()
+        if isinstance(self.attack, LatentOverpowered):
+            range_adv = self.attack.search(model, x, y, eps=eps).range_adv
+            model.train()
+            logits = model(range_adv)
+            loss = (F.cross_entropy(model(x), y) + F.cross_entropy(logits, y)) / 2
+            return loss, logits
         x_adv = self.attack(model, x, y, eps=eps).x_adv
         model.train()
         logits = model(x_adv)

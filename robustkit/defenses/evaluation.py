@@ -161,7 +161,8 @@ def _with_generator(attack: Attack, defense: nn.Module) -> Attack:
     generator = getattr(defense, "generator", None)
     if generator is None:
         return attack  # the attack itself names the fix
-    return dataclasses.replace(attack, generator=generator)
+    changes: dict[str, Any] = {"generator": generator}
+    return dataclasses.replace(attack, **changes)
 
 
 def _all_steps(attack: Attack) -> Attack:

@@ -106,8 +106,8 @@ def noise_success(result: AuditResult) -> list[dict[str, Any]]:
 
 
 def defense_table(result: AuditResult) -> pd.DataFrame | None:
-    """Oblivious vs BPDA vs BPDA+EOT robust accuracy side by side, with the per-sample worst
-    case over them ('counts'); None when no attack carries a defense prefix."""
+    """Oblivious vs BPDA vs BPDA+EOT (vs latent-space) robust accuracy side by side, with the
+    per-sample worst case over them ('counts'); None when no attack carries a defense prefix."""
     rows = result.frame
     split = [split_defense(name) for name in rows["attack"]]
     rows = rows.assign(threat=[p for p, _ in split], base=[b for _, b in split])

@@ -45,7 +45,7 @@ class Generator(nn.Module):
         super().__init__()
         self.config = config
         self.latent_dim = config.latent_dim
-        self.output_shape = IMAGE_SHAPE
+        self.output_shape: tuple[int, ...] = IMAGE_SHAPE
         w = config.width
         self.dense = nn.Sequential(
             nn.Linear(config.latent_dim, 7 * 7 * w, bias=False),

@@ -11,15 +11,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from robustkit.defenses.gan.generators import Generator
 from robustkit.errors import RobustkitError
 
+
+class ImageGenerator(Protocol):
+    """What projection needs of a generator: latents (N, latent_dim) in [-1, 1] to images
+    (N, *output_shape) in [0, 1]."""
+
+    latent_dim: int
+    output_shape: tuple[int, ...]
+
+    def __call__(self, z: Tensor) -> Tensor: ...
+
+
 OPTIMIZERS = ("adam", "momentum")
-_TANH_LIMIT = 0.995  # keep initial latents off tanh's flat tails
+TANH_LIMIT = 0.995  # keep initial latents off tanh's flat tails
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +67,7 @@ class Projection:
     error: Tensor  # ||G(z) - x||^2 summed over pixels
 
 
-def check_generator_input(generator: Generator, x: Tensor) -> None:
+def check_generator_input(generator: ImageGenerator, x: Tensor) -> None:
     """Images must be a float (N, C, H, W) batch of the generator's output shape."""
     shape = generator.output_shape
     if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != shape:
@@ -70,7 +81,7 @@ def check_generator_input(generator: Generator, x: Tensor) -> None:
 
 
 def project(
-    generator: Generator,
+    generator: ImageGenerator,
     x: Tensor,
     config: ProjectionConfig | None = None,
     *,
@@ -88,7 +99,7 @@ def project(
     rng = None if seed is None else torch.Generator(device=x.device).manual_seed(seed)
     # Restart-major layout: the first R x B latents are the same for any R' >= R.
     z0 = torch.rand(restarts, batch, generator.latent_dim, generator=rng, device=x.device)
-    w = torch.atanh((2 * z0 - 1) * _TANH_LIMIT).flatten(0, 1).requires_grad_(True)
+    w = torch.atanh((2 * z0 - 1) * TANH_LIMIT).flatten(0, 1).requires_grad_(True)
     target = x.repeat(restarts, 1, 1, 1)
     optimizer = _optimizer(w, config)
     with torch.enable_grad():
