@@ -4,7 +4,7 @@ Fine-tunes a bundled MNIST classifier with ``--method manifold`` (clean images p
 images attacked in the generator's latent space), then audits the manifold-projection defense
 built on the original and on the fine-tuned classifier with the same attacks: BPDA and BPDA + EOT
 PGD, the oblivious PGD and the overpowered latent-space attack. The defended robust accuracy that
-counts is the worst case over all of them.
+counts is the worst case over all of them; the ``(clean)`` rows are the clean accuracies.
 
     python benchmarks/manifold_training.py --data-root $ROBUSTKIT_DATA
 """
@@ -75,7 +75,10 @@ def audit(classifier: RobustModel, label: str, args: argparse.Namespace) -> pd.D
     )
     result.save(args.out / label)
     summary = result.summary()
-    return summary.assign(classifier=label)[["classifier", "model", "attack", "robust_accuracy"]]
+    clean = summary.groupby("model", sort=False, as_index=False)["clean_accuracy"].first()
+    clean = clean.assign(attack="(clean)", robust_accuracy=clean["clean_accuracy"])
+    rows = pd.concat([clean, summary], ignore_index=True)
+    return rows.assign(classifier=label)[["classifier", "model", "attack", "robust_accuracy"]]
 
 
 def main() -> None:

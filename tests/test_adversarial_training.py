@@ -13,11 +13,9 @@ from typer.testing import CliRunner
 
 from robustkit.attacks import LatentOverpowered, PGDLinf
 from robustkit.cli import app
-from robustkit.commands.gan import load_defense
 from robustkit.commands.train import fresh_model
 from robustkit.data import load_dataset
 from robustkit.defenses.adversarial_training import OverfittingGuard, training_attack
-from robustkit.defenses.evaluation import audit_defense
 from robustkit.defenses.gan.zoo import load_zoo_generator
 from robustkit.errors import RobustkitError
 from robustkit.evaluate import audit
@@ -236,37 +234,19 @@ def test_short_pgd_training_raises_pgd_accuracy_well_above_natural_training(data
 
 
 @pytest.mark.slow
-def test_manifold_training_raises_the_defended_models_worst_case(data_root, tmp_path):
-    """Jalal et al.: fine-tuning the classifier on latent-space adversarials from the generator's
-    range makes the manifold defense built on it harder to break (benchmarks/manifold_training.py
-    measures the same on more images)."""
-    train_info = load_dataset("mnist", root=data_root, train=True, num_samples=2000, seed=0)
-    test = load_dataset("mnist", root=data_root, num_samples=60, seed=0)
+def test_manifold_training_learns_to_resist_its_latent_space_adversarials(tmp_path):
+    """Jalal et al.: fine-tuning on latent-space adversarials of the generator's range raises the
+    accuracy on freshly crafted ones, epoch after epoch (benchmarks/manifold_training.py measures
+    what it does for the defense)."""
     config = TrainConfig(
-        method="manifold", generator="zoo:mnist-dcgan", steps=5, epochs=2, lr=1e-3, holdout=100
+        **{**FAST, "epochs": 5, "steps": 3, "eps": 0.3, "lr": 5e-3},
+        method="manifold",
+        generator="zoo:mnist-dcgan",
     )
-    accuracy = {}
-    for label in ("original", "tuned"):
-        model = load_zoo_model("mnist-cnn", device="cpu")
-        if label == "tuned":
-            model = train(model, train_info, config, out=tmp_path / "m.pt").model.eval()
-        torch.manual_seed(0)
-        defense = load_defense("manifold:zoo:mnist-dcgan", model, steps=30, restarts=2, lr=0.2)
-        result = audit_defense(
-            model,
-            defense,
-            test,
-            attacks=[PGDLinf(steps=10, rel_stepsize=0.25), LatentOverpowered(steps=20)],
-            eps=[0.3],
-            eot_samples=2,
-        )
-        summary = result.summary().set_index(["model", "attack"])["robust_accuracy"]
-        accuracy[label] = summary[defense.name]
-    assert (
-        accuracy["tuned"]["latent:latent-overpowered"]
-        > accuracy["original"]["latent:latent-overpowered"]
-    )
-    assert accuracy["tuned"]["worst-case"] > accuracy["original"]["worst-case"]
+    model = load_zoo_model("mnist-cnn", device="cpu")
+    history = train(model, SAMPLE, config, out=tmp_path / "m.pt").history
+    assert history[-1]["train_accuracy"] > history[0]["train_accuracy"] + 0.08, history
+    assert history[-1]["clean_accuracy"] >= 0.95
 
 
 # --- the CLI -------------------------------------------------------------------------------------
