@@ -103,7 +103,8 @@ def test_defense_audit_runs_the_latent_attack_with_the_defenses_generator() -> N
     assert result.config["families"][-1] == "latent"
     latent_config = result.config["attacks"][1]
     assert (
-        latent_config["name"] == "latent-overpowered" and latent_config["generator"] == "Generator"
+        latent_config["name"] == "latent-overpowered"
+        and latent_config["generator"] == "dcgan(mnist)"
     )
     summary = result.summary().set_index(["model", "attack"])["robust_accuracy"]
     assert (

@@ -46,6 +46,7 @@ class Generator(nn.Module):
         self.config = config
         self.latent_dim = config.latent_dim
         self.output_shape: tuple[int, ...] = IMAGE_SHAPE
+        self.name = f"{config.arch}({config.dataset})"  # where it came from, once loaded
         w = config.width
         self.dense = nn.Sequential(
             nn.Linear(config.latent_dim, 7 * 7 * w, bias=False),

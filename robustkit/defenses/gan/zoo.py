@@ -62,5 +62,8 @@ def load_zoo_generator(name: str, device: str | torch.device | None = None) -> G
 def resolve_generator(spec: str, device: str | torch.device | None = None) -> Generator:
     """``zoo:NAME`` (a bundled generator) or the path of a generator file."""
     if spec.startswith(ZOO_PREFIX):
-        return load_zoo_generator(spec[len(ZOO_PREFIX) :], device=device)
-    return load_generator(spec, device=device)
+        generator = load_zoo_generator(spec[len(ZOO_PREFIX) :], device=device)
+    else:
+        generator = load_generator(spec, device=device)
+    generator.name = spec
+    return generator
