@@ -63,6 +63,7 @@ class LatentOverpowered(Attack):
     ``generator`` maps (N, latent_dim) latents in [-1, 1] to images of the input's shape; without
     it the attacked model's own ``generator`` (a ManifoldProjectionDefense) is used. Restarts start
     from ``z0`` plus uniform noise of width ``restart_noise`` and run only on unbroken points.
+    The defaults (Adam lr 0.1, penalty 0.1) were tuned on the bundled MNIST DCGAN at eps 0.3.
     """
 
     norm: ClassVar[str] = "linf"
