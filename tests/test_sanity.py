@@ -78,6 +78,17 @@ def test_single_step_beating_iterative_is_flagged() -> None:
     assert "eps=0.1" in flags[0].message
 
 
+def test_a_latent_space_attack_is_not_held_to_the_single_step_check() -> None:
+    latent = {("latent-overpowered", 0.1): 0.9, ("latent-overpowered", 0.3): 0.7}
+    result = build(SOUND | latent)
+    result.config["attacks"].append(
+        {"name": "latent-overpowered", "steps": 40, "generator": "zoo:mnist-dcgan"}
+    )
+    assert sanity_flags(result) == []
+    del result.config["attacks"][-1]["generator"]  # the same numbers from a pixel-space attack
+    assert codes(sanity_flags(result)) == ["single-step-beats-iterative"] * 2
+
+
 def test_accuracy_above_chance_where_the_ball_covers_grey_is_flagged() -> None:
     robust = SOUND | {("fgsm", 0.3): 0.5, ("pgd-linf", 0.3): 0.45}
     # Far above chance (10%) at eps 0.3 is a robust model, not a broken attack: no flag.
