@@ -72,6 +72,20 @@ def test_inputs_on_the_range_get_adversarials_on_the_range(linear_model: nn.Modu
     assert (result.x_adv - x).abs().max() <= 1.0
 
 
+def test_targeted_search_reaches_the_target(linear_model: nn.Module) -> None:
+    generator = SigmoidGenerator().eval()
+    z = torch.rand(16, 4, generator=torch.Generator().manual_seed(4)) * 1.6 - 0.8
+    with torch.no_grad():
+        x = generator(z)
+        y = linear_model(x).argmax(dim=1)
+    targets = (y + 1) % 3
+    torch.manual_seed(0)
+    attack = LatentOverpowered(generator=generator, steps=100, projection_steps=300)
+    result = attack(linear_model, x, y, eps=1.0, targets=targets)
+    assert torch.equal(result.success, result.adv_pred == targets)
+    assert result.success.float().mean() >= 0.5
+
+
 def test_early_stop_leaves_points_already_broken_untouched(linear_model: nn.Module) -> None:
     generator = SigmoidGenerator().eval()
     x = generator(torch.zeros(8, 4)).detach()
