@@ -137,21 +137,22 @@ def _rises_with_eps(summary: pd.DataFrame) -> Iterator[Flag]:
 
 
 def _steps_by_attack(config: dict[str, Any]) -> dict[str, int]:
-    """Steps per pixel-space attack name from run.json. Attacks without a ``steps`` field are
-    left out, and so are those confined to a generator's range (a ``generator`` field): they
-    search another space, so a single pixel step may well beat them."""
-    return {
-        a["name"]: int(a["steps"])
-        for a in config.get("attacks", [])
-        if "steps" in a and "generator" not in a
-    }
+    """Steps per attack name from run.json (attacks without a ``steps`` field are left out)."""
+    return {a["name"]: int(a["steps"]) for a in config.get("attacks", []) if "steps" in a}
+
+
+def _range_attacks(config: dict[str, Any]) -> set[str]:
+    """Attacks confined to a generator's range (a ``generator`` field in run.json): they search
+    another space than a pixel step, so a single pixel step may well beat them."""
+    return {a["name"] for a in config.get("attacks", []) if "generator" in a}
 
 
 def _single_step_beats_iterative(summary: pd.DataFrame, config: dict[str, Any]) -> Iterator[Flag]:
     steps = _steps_by_attack(config)
     base = summary["attack"].map(lambda name: split_defense(name)[1])
     single = base.isin(SINGLE_STEP_ATTACKS) | summary["attack"].map(steps).eq(1)
-    iterative = ~single & summary["attack"].map(steps).gt(1)
+    pixel_space = ~base.isin(_range_attacks(config))
+    iterative = ~single & pixel_space & summary["attack"].map(steps).gt(1)
     keys = ["model", "norm", "eps"]
     pairs = summary[single].merge(summary[iterative], on=keys, suffixes=("_one", "_many"))
     for row in pairs.itertuples():
