@@ -51,6 +51,12 @@ class LatentSearch:
     range_adv: Tensor
     fooled: Tensor
 
+    @classmethod
+    def unmoved(cls, x: Tensor, reference: Tensor) -> LatentSearch:
+        """The search before its first step: no move, nothing fooled."""
+        fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        return cls(x_adv=x.clone(), range_adv=reference.clone(), fooled=fooled)
+
 
 _ADAM_BETAS = (0.9, 0.999)
 
@@ -124,11 +130,7 @@ class LatentOverpowered(Attack):
         z0 = project(generator, inputs, ProjectionConfig(steps=self.projection_steps, restarts=1)).z
         with torch.no_grad():
             reference = generator(z0)
-        result = LatentSearch(
-            x_adv=inputs.clone(),
-            range_adv=reference.clone(),
-            fooled=torch.zeros(len(inputs), dtype=torch.bool, device=inputs.device),
-        )
+        result = LatentSearch.unmoved(inputs, reference)
         for restart in range(self.restarts):
             todo = (~result.fooled).nonzero().squeeze(1)
             if todo.numel() == 0:
@@ -186,11 +188,7 @@ class LatentOverpowered(Attack):
         first iterate that fools ``network``)."""
         w = torch.atanh(z_start.clamp(-TANH_LIMIT, TANH_LIMIT))
         first, second = torch.zeros_like(w), torch.zeros_like(w)
-        out = LatentSearch(
-            x_adv=x.clone(),
-            range_adv=reference.clone(),
-            fooled=torch.zeros(len(x), dtype=torch.bool, device=x.device),
-        )
+        out = LatentSearch.unmoved(x, reference)
         alive = torch.arange(len(x), device=x.device)
         for step in range(self.steps + 1):
             w_alive = w[alive].requires_grad_(True)
