@@ -7,9 +7,13 @@ robustkit's bundled MNIST model on the bundled MNIST sample.
 
     pytest examples/test_my_model.py --robustkit-report robustness-report
 
-A failing check names the measured and required accuracy, the attack parameters, the worst
-classes and the folder holding the adversarial examples. More options: ``pytest --help``, section
-"robustness checks (robustkit)".
+A failing check names the measured robust accuracy with its 95% confidence interval, the required
+accuracy, n, the attack parameters, the worst classes and the folder holding the adversarial
+examples. With ``suite=`` the figure is the worst case over the suite's attacks (``standard`` is
+AutoAttack's; ``quick`` is a smoke check for CI, not an evaluation). Sanity checks run on every
+measurement: an error such as ``zero-gradients`` (a model that masks its gradients) fails the test
+whatever the accuracy, unless you accept it knowingly with ``allow_flags=("zero-gradients",)``.
+More options: ``pytest --help``, section "robustness checks (robustkit)".
 """
 
 from __future__ import annotations
@@ -36,6 +40,12 @@ def my_test_set() -> Dataset:
 @pytest.mark.robustness(attack="pgd-linf", eps=0.05, min_accuracy=0.9, num_samples=100, steps=10)
 def test_keeps_accuracy_under_pgd() -> nn.Module:
     """Marker form: return (or yield) the model; the plugin attacks it on the named dataset."""
+    return my_model()
+
+
+@pytest.mark.robustness(suite="quick", eps=0.05, min_accuracy=0.9, num_samples=50)
+def test_keeps_accuracy_under_the_quick_suite() -> nn.Module:
+    """The worst case over APGD-CE and APGD-T; use suite="standard" for a real evaluation."""
     return my_model()
 
 

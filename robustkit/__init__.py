@@ -14,17 +14,17 @@ __version__ = "0.1.0"
 __all__ = ["AuditResult", "RobustkitError", "__version__", "audit"]
 
 if TYPE_CHECKING:
-    from robustkit.evaluate import audit
-    from robustkit.results import AuditResult
+    from robustkit.auditing.engine import audit
+    from robustkit.auditing.results import AuditResult
 
 
 def __getattr__(name: str) -> Any:
     if name == "audit":
-        from robustkit.evaluate import audit
+        from robustkit.auditing.engine import audit
 
         return audit
     if name == "AuditResult":
-        from robustkit.results import AuditResult
+        from robustkit.auditing.results import AuditResult
 
         return AuditResult
     raise AttributeError(f"module 'robustkit' has no attribute {name!r}")

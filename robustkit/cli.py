@@ -14,6 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from robustkit.attacks import attack_class, list_attacks
+from robustkit.auditing.checks import Flag, sanity_flags
+from robustkit.auditing.engine import DEFAULT_ATTACKS, audit
+from robustkit.auditing.results import WORST_CASE, AuditResult, ensure_writable_dir
+from robustkit.auditing.suites import DEFAULT_SUITE, SUITES, get_suite
 from robustkit.commands.gan import load_defense, train_gan_command
 from robustkit.commands.report import report_command
 from robustkit.commands.train import train_command
@@ -21,10 +25,8 @@ from robustkit.commands.transfer import transfer_command
 from robustkit.data import load_dataset
 from robustkit.defenses.evaluation import DEFENSE_ATTACKS, audit_defense
 from robustkit.errors import RobustkitError
-from robustkit.evaluate import DEFAULT_ATTACKS, audit
 from robustkit.models import list_zoo_models, load_model
 from robustkit.reports import write_report
-from robustkit.results import WORST_CASE, AuditResult, ensure_writable_dir
 
 app = typer.Typer(
     help="Adversarial-robustness testing for PyTorch image classifiers.",
@@ -95,14 +97,36 @@ def audit_command(
     attacks: Annotated[
         str | None,
         typer.Option(
-            help=f"comma-separated attack names [default: {','.join(DEFAULT_ATTACKS)}; with "
-            "--defense also latent-overpowered]",
+            help="comma-separated attack names, each run alone [default: the diagnostics "
+            f"{','.join(DEFAULT_ATTACKS)} plus --suite {DEFAULT_SUITE}; with --defense "
+            "also latent-overpowered]",
             show_default=False,
         ),
     ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help="attack suite run as a cascade for the worst case: "
+            + "; ".join(f"{s.name}: {s.description}" for s in SUITES.values())
+            + f" [default: {DEFAULT_SUITE} when --attacks is not given]",
+            show_default=False,
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="exit 1 when a check flags the evaluation (gradient masking...)")
+    ] = False,
     eps: Annotated[str, typer.Option(help="L-inf budgets")] = "0.1,0.2,0.3",
-    eps_l2: Annotated[str, typer.Option(help="L2 budgets")] = "1,2,3",
-    sigmas: Annotated[str, typer.Option(help="Gaussian-noise sigmas")] = "0.1,0.3,0.5",
+    eps_l2: Annotated[
+        str | None,
+        typer.Option(
+            help="L2 budgets; the suite covers L2 only when they are given [default: 1,2,3 "
+            "for L2 attacks named in --attacks]",
+            show_default=False,
+        ),
+    ] = None,
+    sigmas: Annotated[
+        str | None, typer.Option(help="Gaussian-noise sigmas [default: 0.1,0.3,0.5]")
+    ] = None,
     steps: Annotated[int, typer.Option(help="iterations of iterative attacks")] = 40,
     restarts: Annotated[int, typer.Option(help="random restarts of iterative attacks")] = 1,
     num_samples: Annotated[int | None, typer.Option(help="seeded subset size")] = None,
@@ -135,10 +159,13 @@ def audit_command(
     out_dir = ensure_writable_dir(out)
     if attacks is None:
         attack_names = [*DEFAULT_ATTACKS, *(DEFENSE_ATTACKS if defense else ())]
+        suite = suite or (None if defense else DEFAULT_SUITE)
     else:
         attack_names = parse_names(attacks)
     for name in attack_names:
         attack_class(name)  # fail fast, before loading anything, on an unknown name
+    if suite is not None:
+        get_suite(suite)
     robust_model = load_model(
         model,
         checkpoint=checkpoint,
@@ -153,8 +180,8 @@ def audit_command(
         dataset, root=data_root, num_samples=num_samples, seed=seed, image_size=image_size
     )
     linf_budgets = parse_floats(eps, "--eps")
-    l2_budgets = parse_floats(eps_l2, "--eps-l2")
-    noise_budgets = parse_floats(sigmas, "--sigmas")
+    l2_budgets = None if eps_l2 is None else parse_floats(eps_l2, "--eps-l2")
+    noise_budgets = None if sigmas is None else parse_floats(sigmas, "--sigmas")
     if defense is not None:
         defended = load_defense(
             defense, robust_model, steps=projection_steps, restarts=projection_restarts
@@ -170,6 +197,7 @@ def audit_command(
             steps=steps,
             restarts=restarts,
             eot_samples=eot_samples,
+            suite=suite,
             batch_size=batch_size,
             seed=seed,
             progress=True,
@@ -188,12 +216,35 @@ def audit_command(
             seed=seed,
             progress=True,
             noise_probes=noise_probes,
+            suite=suite,
         )
     result.config["command"] = shlex.join(["robustkit", *sys.argv[1:]])
     result.save(out_dir)
     report = write_report(result, out_dir / "report.html")
     stdout.print(summary_table(result))
+    flags = sanity_flags(result)
+    print_flags(result, flags)
     stdout.print(f"results written to {out_dir}/, report: {report}", highlight=False)
+    if strict and flags:
+        stderr.print(f"--strict: {len(flags)} check(s) failed", highlight=False)
+        raise typer.Exit(code=1)
+
+
+def print_flags(result: AuditResult, flags: list[Flag]) -> None:
+    """The checks' verdicts below the table, where the user looks."""
+    if not result.config.get("evaluation", True):
+        stdout.print(
+            f"[bold yellow]note:[/] suite {result.config.get('suite')!r} is a smoke check, not "
+            "an evaluation: use --suite standard for a robust accuracy you can report",
+            highlight=False,
+        )
+    for flag in flags:
+        colour = "red" if flag.severity == "error" else "yellow"
+        stdout.print(
+            f"[bold {colour}]{flag.severity}:[/] [{flag.code}] {flag.message}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def summary_table(result: AuditResult) -> Table:
@@ -204,7 +255,8 @@ def summary_table(result: AuditResult) -> Table:
         title=f"robustkit audit: {config['model']} on {config['dataset']} "
         f"({config['num_samples']} samples, {config['wall_time_s']:.1f} s)"
     )
-    for column in ("model", "attack", "norm", "eps", "n", "clean acc", "robust acc"):
+    columns = ("model", "attack", "norm", "eps", "n", "clean acc", "robust acc", "95% CI")
+    for column in columns:
         table.add_column(
             column, justify="left" if column in ("model", "attack", "norm") else "right"
         )
@@ -218,6 +270,7 @@ def summary_table(result: AuditResult) -> Table:
             str(row.n),
             f"{row.clean_accuracy:.1%}",
             f"{row.robust_accuracy:.1%}",
+            f"{row.ci_low:.1%}-{row.ci_high:.1%}",
             style=style,
         )
     return table

@@ -1,8 +1,9 @@
 """pytest plugin: robustness requirements as tests.
 
-``@pytest.mark.robustness(attack=..., eps=..., min_accuracy=...)`` on a test that returns or
-yields the model, or the ``robustkit_check`` fixture for explicit calls; both run
-``robustkit.audit``. Registered through the ``pytest11`` entry point as ``robustkit``.
+``@pytest.mark.robustness(attack=..., suite=..., eps=..., min_accuracy=...)`` on a test that
+returns or yields the model, or the ``robustkit_check`` fixture for explicit calls; both run
+``robustkit.audit`` and judge its worst case, with its confidence interval and sanity checks.
+Registered through the ``pytest11`` entry point as ``robustkit``.
 """
 
 from __future__ import annotations
@@ -74,9 +75,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(attack, eps, min_accuracy, num_samples, dataset, steps, restarts): "
-        "the test returns or yields a model that must keep min_accuracy under the attack "
-        "(robustkit)",
+        f"{MARKER}(attack, suite, norm, eps, min_accuracy, num_samples, dataset, steps, "
+        "restarts, allow_flags): the test returns or yields a model that must keep min_accuracy "
+        "under the attack, or the worst case of the suite (quick, standard, plus), and pass "
+        "the sanity checks bar those in allow_flags (robustkit)",
     )
     baseline = config.getoption("robustkit_baseline")
     update = config.getoption("robustkit_update_baseline")
@@ -156,8 +158,9 @@ def _validated(
 def robustkit_check(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Checker:
-    """``check(model, data, attack=, eps=, min_accuracy=, num_samples=)``: fails the test when
-    the model's robust accuracy is below ``min_accuracy``; returns the Measurement."""
+    """``check(model, data, attack=, suite=, eps=, min_accuracy=, num_samples=, allow_flags=)``:
+    fails the test when the model's worst-case robust accuracy is below ``min_accuracy`` or a
+    sanity check says it cannot be trusted; returns the Measurement."""
     from robustkit.testing.session import Checker
 
     state = request.config.stash[STATE]
@@ -224,7 +227,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         state.written += write_session_report(state.records, state.report_dir)
     if state.baseline is not None and state.update_baseline:
         for record in state.records:
-            state.baseline.accept(record.test, record.accuracy, record.settings)
+            state.baseline.accept(
+                record.test, record.accuracy, record.settings, ci=(record.ci_low, record.ci_high)
+            )
         state.baseline.write()
         state.written.append(state.baseline.path)
 
@@ -237,14 +242,20 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Every check's worst-case robust accuracy with its 95% interval, and its sanity flags."""
     state = config.stash[STATE]
     if not state.records:
         return
-    failed = sum(not record.passed for record in state.records)
+    below = sum(not record.meets_accuracy for record in state.records)
+    untrusted = sum(any(flag["blocking"] for flag in record.flags) for record in state.records)
     terminalreporter.section("robustkit")
-    terminalreporter.write_line(
-        f"{len(state.records)} robustness checks, {failed} below their required accuracy"
-    )
+    counts = f"{len(state.records)} robustness checks, {below} below their required accuracy"
+    if untrusted:
+        counts += f", {untrusted} untrusted (a sanity check failed)"
+    terminalreporter.write_line(counts)
+    for record in sorted(state.records, key=lambda record: record.test):
+        for line in record.summary_lines():
+            terminalreporter.write_line(line)
     for path in state.written:
         terminalreporter.write_line(f"wrote {path}")
 

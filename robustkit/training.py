@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 
 import robustkit
 from robustkit.attacks import Attack
+from robustkit.auditing.results import ensure_writable_dir
 from robustkit.data import DatasetInfo
 from robustkit.defenses.adversarial_training import (
     AdversarialLoss,
@@ -41,7 +42,6 @@ from robustkit.defenses.adversarial_training import (
 from robustkit.defenses.gan.zoo import resolve_generator
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel
-from robustkit.results import ensure_writable_dir
 
 log = logging.getLogger(__name__)
 

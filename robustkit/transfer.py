@@ -23,12 +23,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from robustkit.attacks import Attack
+from robustkit.auditing.engine import build_attack
+from robustkit.auditing.results import ensure_writable_dir
 from robustkit.data import DatasetInfo
 from robustkit.errors import RobustkitError
-from robustkit.evaluate import build_attack
 from robustkit.models import check_classifier
 from robustkit.models.wrapper import device_of
-from robustkit.results import ensure_writable_dir
 
 COLUMNS = ["source", "target", "eps", "attack", "n", "success_rate", "conditioned"]
 STEM = "transfer_matrix"

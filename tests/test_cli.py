@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from robustkit.auditing.results import SUMMARY_COLUMNS, WORST_CASE
 from robustkit.cli import app
-from robustkit.results import SUMMARY_COLUMNS, WORST_CASE
 
 runner = CliRunner()
 FAST = ["--num-samples", "20", "--steps", "5", "--eps", "0.3", "--eps-l2", "2", "--sigmas", "0.3"]
@@ -39,7 +39,9 @@ def test_default_audit_writes_results_summary_and_run_json(tmp_path, monkeypatch
     out = tmp_path / "robustkit-results"
     rows = pd.read_csv(out / "results.csv")
     assert rows["sample"].nunique() == 1000
-    assert set(rows["attack"]) == {"fgsm", "pgd-linf", "pgd-l2", "gaussian-noise", WORST_CASE}
+    diagnostics = {"fgsm", "pgd-linf", "gaussian-noise"}
+    suite = {"apgd-ce", "apgd-t", "fab-t", "square"}  # the standard suite, L-inf only by default
+    assert set(rows["attack"]) == diagnostics | suite | {WORST_CASE}
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary.columns) == SUMMARY_COLUMNS
     assert summary["clean_accuracy"].min() > 0.97
@@ -49,6 +51,40 @@ def test_default_audit_writes_results_summary_and_run_json(tmp_path, monkeypatch
     run = json.loads((out / "run.json").read_text())
     assert run["command"] == "robustkit audit" and run["seed"] == 0
     assert "robust acc" in result.stdout and WORST_CASE in result.stdout
+    assert "95% CI" in result.stdout
+
+
+def test_a_masked_model_is_flagged_below_the_table_and_fails_strict(tmp_path):
+    args = ["--model", "robustkit.models.masked:scaled_mnist_cnn", "--attacks", "pgd-linf"]
+    args += ["--eps", "0.3", "--num-samples", "20", "--no-noise-probes", "--out", str(tmp_path)]
+    lenient = audit(*args)
+    assert lenient.exit_code == 0, lenient.output
+    table_end = lenient.stdout.index("worst-case")
+    flag = lenient.stdout.index("zero-gradients")
+    assert flag > table_end  # on the terminal, below the number it puts in doubt
+    strict = audit(*args, "--strict")
+    assert strict.exit_code == 1
+    assert "zero-gradients" in strict.stdout and "--strict" in strict.stderr
+
+
+def test_quick_suite_says_it_is_no_evaluation(tmp_path):
+    result = audit(
+        "--suite",
+        "quick",
+        "--attacks",
+        "",
+        "--eps",
+        "0.3",
+        "--num-samples",
+        "10",
+        "--no-noise-probes",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    assert "not an evaluation" in result.stdout
+    rows = pd.read_csv(tmp_path / "results.csv")
+    assert set(rows["attack"]) == {"apgd-ce", "apgd-t", WORST_CASE}
 
 
 def test_small_audit_runs_and_is_reproducible(tmp_path):
@@ -104,6 +140,7 @@ def test_listing_commands(tmp_path):
     ("args", "fragments"),
     [
         (["--attacks", "pgd-lnf"], ["unknown attack 'pgd-lnf'", "did you mean pgd-linf"]),
+        (["--suite", "standrd"], ["unknown suite 'standrd'", "did you mean standard"]),
         (["--model", "zoo:mnist-cn"], ["mnist-cnn"]),
         (["--model", "resnet18"], ["timm:NAME"]),
         (["--dataset", "mnsit"], ["mnist"]),

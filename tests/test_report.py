@@ -12,11 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 import robustkit
+from robustkit.auditing.results import AuditResult
 from robustkit.cli import app
 from robustkit.models import load_model
 from robustkit.reports import report_from_dirs, write_report
 from robustkit.reports.figures import UnsafeSVGError, svg_markup
-from robustkit.results import AuditResult
 
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 HOSTILE_CLASS = "five<script>window.__pwned=3</script>"
@@ -116,6 +116,29 @@ def test_report_says_when_there_are_no_flags(audited: AuditResult, tmp_path: Pat
     result = AuditResult(strong_pgd, audited.config, audited.examples, audited.noise_grid)
     html = write_report(result, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "No flags: every check passed." in html
+
+
+def test_a_flag_sits_in_the_header_next_to_the_number_it_doubts(
+    audited: AuditResult, tmp_path: Path
+) -> None:
+    config = audited.config | {
+        "model_checks": [{"code": "zero-gradients", "severity": "error", "message": "masked"}]
+    }
+    result = AuditResult(audited.frame, config, audited.examples, audited.noise_grid)
+    html = write_report(result, tmp_path / "r.html").read_text(encoding="utf-8")
+    header = html[: html.index('id="robust-accuracy"')]
+    assert "in doubt" in header and "zero-gradients" in header and "95% CI" in header
+    clean = write_report(audited, tmp_path / "c.html").read_text(encoding="utf-8")
+    assert "95% CI" in clean
+
+
+def test_minimum_norm_radii_draw_a_continuous_curve(audited: AuditResult, tmp_path: Path) -> None:
+    fmn = audited.frame[audited.frame["attack"] == "pgd-linf"].assign(attack="fmn", radius=0.2)
+    result = AuditResult(
+        pd.concat([audited.frame, fmn], ignore_index=True), audited.config, audited.examples
+    )
+    html = write_report(result, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "fmn (radius)" in html
 
 
 def test_several_audits_compare_side_by_side(audited: AuditResult, tmp_path: Path) -> None:

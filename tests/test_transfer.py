@@ -14,10 +14,10 @@ from torch.nn import functional as F
 from typer.testing import CliRunner
 
 from robustkit.attacks import FGSM, MIFGSM, PGDLinf
+from robustkit.auditing.engine import build_attack
 from robustkit.cli import app
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
-from robustkit.evaluate import build_attack
 from robustkit.models import RobustModel, load_zoo_model
 from robustkit.models.ensemble import Ensemble
 from robustkit.models.sklearn import KINDS, train_sklearn_model

@@ -1,22 +1,39 @@
 """Attacks: a foolbox-style base class, a timm-style registry and the built-in attacks."""
 
+from robustkit.attacks.apgd import APGDCE, APGDCEL2, APGDDLR, APGDDLRL2, APGDT, APGDTL2
 from robustkit.attacks.base import Attack, AttackResult
+from robustkit.attacks.fab import FABTargetedL2, FABTargetedLinf
+from robustkit.attacks.fmn import FMNL2, FMNLinf
 from robustkit.attacks.latent import LatentOverpowered
 from robustkit.attacks.mifgsm import MIFGSM
 from robustkit.attacks.noise import GaussianNoise, pgd_from_noise, pure_noise_probe
 from robustkit.attacks.pgd import FGSM, PGDL2, GradientAttack, PGDLinf
 from robustkit.attacks.registry import attack_class, create_attack, list_attacks, register_attack
+from robustkit.attacks.square import SquareAttack, SquareL2, SquareLinf
 
 __all__ = [
+    "APGDCE",
+    "APGDCEL2",
+    "APGDDLR",
+    "APGDDLRL2",
+    "APGDT",
+    "APGDTL2",
     "FGSM",
+    "FMNL2",
     "MIFGSM",
     "PGDL2",
     "Attack",
     "AttackResult",
+    "FABTargetedL2",
+    "FABTargetedLinf",
+    "FMNLinf",
     "GaussianNoise",
     "GradientAttack",
     "LatentOverpowered",
     "PGDLinf",
+    "SquareAttack",
+    "SquareL2",
+    "SquareLinf",
     "attack_class",
     "create_attack",
     "list_attacks",

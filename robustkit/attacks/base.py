@@ -22,6 +22,8 @@ class AttackResult:
     x_adv: Tensor
     success: Tensor
     adv_pred: Tensor
+    # Minimum-norm attacks: per sample, the norm of the smallest adversarial found (inf if none).
+    radius: Tensor | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +37,7 @@ class Attack(ABC):
     name: ClassVar[str] = ""
     iterative: ClassVar[bool] = False  # takes an audit's steps and restarts
     needs_generator: ClassVar[bool] = False  # searches a generator's range (``generator=``)
+    minimum_norm: ClassVar[bool] = False  # seeks the smallest adversarial and reports its radius
 
     def __call__(
         self,
@@ -131,8 +134,13 @@ def is_adversarial(logits: Tensor, labels: Tensor, targets: Tensor | None) -> Te
 def attack_objective(
     logits: Tensor, labels: Tensor, targets: Tensor | None, loss: str = "ce"
 ) -> Tensor:
-    """Per-sample quantity the attacker maximises: CE or margin, away from the label or
-    towards the target."""
+    """Per-sample quantity the attacker maximises: CE, margin or DLR, away from the label or
+    towards the target.
+
+    DLR (difference of logits ratio, Croce & Hein 2020) is the margin divided by the spread of
+    the top logits, so it is invariant to shifting and to positively scaling the logits: it needs
+    at least 3 classes, and 4 towards a target.
+    """
     if loss == "ce":
         if targets is not None:
             return -F.cross_entropy(logits, targets, reduction="none")
@@ -142,4 +150,36 @@ def attack_objective(
         own = logits.gather(1, cls[:, None]).squeeze(1)
         others = logits.scatter(1, cls[:, None], float("-inf")).amax(dim=1)
         return own - others if targets is not None else others - own
-    raise RobustkitError(f"unknown loss {loss!r}: use 'ce' or 'margin'")
+    if loss == "dlr":
+        return _dlr(logits, labels, targets)
+    raise RobustkitError(f"unknown loss {loss!r}: use 'ce', 'margin' or 'dlr'")
+
+
+def _dlr(logits: Tensor, labels: Tensor, targets: Tensor | None) -> Tensor:
+    """Untargeted: -(z_y - max_{i!=y} z_i) / (z_pi1 - z_pi3); targeted: -(z_y - z_t) /
+    (z_pi1 - (z_pi3 + z_pi4) / 2), with z_pi the logits sorted in decreasing order."""
+    needed = 3 if targets is None else 4
+    if logits.shape[1] < needed:
+        kind = "untargeted" if targets is None else "targeted"
+        raise RobustkitError(
+            f"the {kind} DLR loss needs at least {needed} classes, the model has "
+            f"{logits.shape[1]}: use the CE or margin loss (e.g. apgd-ce) instead"
+        )
+    top = logits.topk(needed, dim=1).values
+    own = logits.gather(1, labels[:, None]).squeeze(1)
+    if targets is None:
+        others = logits.scatter(1, labels[:, None], float("-inf")).amax(dim=1)
+        return (others - own) / (top[:, 0] - top[:, 2] + 1e-12)
+    aim = logits.gather(1, targets[:, None]).squeeze(1)
+    return (aim - own) / (top[:, 0] - (top[:, 2] + top[:, 3]) / 2 + 1e-12)
+
+
+def perturbation_norm(delta: Tensor, norm: str) -> Tensor:
+    """Per-sample size of a batch of perturbations in ``norm`` (``"linf"`` or ``"l2"``; noise
+    sigma is measured as the per-pixel RMS)."""
+    flat = delta.flatten(1)
+    if norm == "linf":
+        return flat.abs().amax(dim=1)
+    if norm == "l2":
+        return flat.norm(dim=1)
+    return flat.pow(2).mean(dim=1).sqrt()

@@ -24,12 +24,12 @@ from rich.table import Table
 from torch import nn
 
 from robustkit.attacks import attack_class
+from robustkit.auditing.results import ensure_writable_dir
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import load_model
 from robustkit.models.ensemble import MODES, Ensemble
 from robustkit.models.sklearn import KINDS, PREFIX, train_sklearn_model
-from robustkit.results import ensure_writable_dir
 from robustkit.transfer import STEM, TransferResult, data_tensors, transfer_matrix
 
 

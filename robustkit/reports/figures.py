@@ -16,8 +16,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.typing import RcKeyType
 
+from robustkit.auditing.results import WORST_CASE
 from robustkit.reports.views import NORM_LABELS
-from robustkit.results import WORST_CASE
 
 # Text stays text (small, selectable; matplotlib XML-escapes it) in the page's sans-serif font.
 SVG_STYLE: dict[RcKeyType, Any] = {
@@ -67,8 +67,9 @@ def _figure(width: float, height: float) -> Figure:
 
 
 @_styled
-def accuracy_curves(summary: pd.DataFrame) -> str:
-    """Robust accuracy vs eps, one panel per norm, one line per attack, worst case in bold."""
+def accuracy_curves(summary: pd.DataFrame, radii: pd.DataFrame | None = None) -> str:
+    """Robust accuracy vs eps, one panel per norm, one line per attack, worst case in bold; with
+    ``radii`` (per-sample robustness radii of a minimum-norm attack) also the continuous curve."""
     norms = list(summary["norm"].unique())
     fig = _figure(3.2 * len(norms), 2.8)
     axes = fig.subplots(1, len(norms), squeeze=False)[0]
@@ -86,11 +87,22 @@ def accuracy_curves(summary: pd.DataFrame) -> str:
                 linewidth=2.5 if worst else 1.5,
                 zorder=3 if worst else 2,
             )
+        if radii is not None:
+            _radius_curves(ax, radii[radii["norm"] == norm], float(rows["eps"].max()))
         ax.set(xlabel=NORM_LABELS.get(str(norm), str(norm)), ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_ylabel("robust accuracy")
     return svg_markup(fig)
+
+
+def _radius_curves(ax: Axes, radii: pd.DataFrame, largest: float) -> None:
+    """Share of samples whose radius exceeds eps, for every eps up to ``largest``."""
+    for attack, group in radii.groupby("attack", sort=False):
+        eps = np.linspace(0.0, largest, 200)
+        values = np.sort(group["radius"].to_numpy())
+        robust = 1.0 - np.searchsorted(values, eps, side="left") / len(values)
+        ax.plot(eps, robust, linestyle=":", linewidth=1.5, label=f"{attack} (radius)")
 
 
 def _heatmap(

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from robustkit.auditing.results import Examples
 from robustkit.reports.views import budget_label, class_name
-from robustkit.results import Examples
 
 MAX_SIDE = 128  # larger images are shrunk so that a report stays a few MB at most
 

@@ -12,10 +12,10 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from robustkit.auditing.checks import CHECKS, sanity_flags, steps_flags
+from robustkit.auditing.results import AuditResult
 from robustkit.errors import RobustkitError
 from robustkit.reports import figures, images, views
-from robustkit.results import AuditResult
-from robustkit.sanity import CHECKS, sanity_flags, steps_flags
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "command": command,
         "command_recorded": recorded,
         "accuracy_table": _table(views.accuracy_table(result)),
-        "curves": figures.accuracy_curves(summary),
+        "curves": figures.accuracy_curves(summary, views.radius_curves(result)),
         "per_class": figures.per_class(views.per_class_accuracy(result)),
         "confused": views.confused_pairs(result),
         "examples": []
@@ -88,6 +88,8 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "noise_targets": views.noise_success(result),
         "defense": None if defense is None else _table(defense.set_index("base")),
         "flags": sanity_flags(result),
+        "suite": config.get("suite"),
+        "evaluation": config.get("evaluation", True),
     }
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from robustkit.results import WORST_CASE, AuditResult
-from robustkit.sanity import DEFENSE_PREFIXES, split_defense
+from robustkit.auditing.checks import DEFENSE_PREFIXES, split_defense
+from robustkit.auditing.results import WORST_CASE, AuditResult
 
 SIGMA = "\u03c3"
 NORM_LABELS = {"linf": "L\u221e eps", "l2": "L2 eps", "gaussian": f"noise {SIGMA}"}
@@ -42,22 +42,44 @@ def clean_accuracy(result: AuditResult) -> float:
     return float(samples["clean_correct"].mean())
 
 
-def headline(result: AuditResult) -> dict[str, float]:
-    """The worst-case robust accuracy per budget label (norm and eps): the numbers that count."""
+def headline(result: AuditResult) -> dict[str, dict[str, float]]:
+    """The worst-case robust accuracy and its 95% interval per budget label (norm and eps): the
+    numbers that count."""
     summary = result.summary()
     worst = _by_budget(summary[summary["attack"] == WORST_CASE])
-    return dict(zip(_budget_labels(worst), worst["robust_accuracy"], strict=True))
+    values = worst[["robust_accuracy", "ci_low", "ci_high"]].to_dict("records")
+    return dict(zip(_budget_labels(worst), values, strict=True))
+
+
+def radius_curves(result: AuditResult) -> pd.DataFrame:
+    """Per minimum-norm attack and norm, each clean-correct sample's robustness radius (0 for a
+    misclassified one): the robust accuracy at any eps is the share with a radius above it."""
+    rows = result.frame[result.frame["radius"].notna()]
+    if rows.empty:
+        return rows[["model", "attack", "norm", "radius"]]
+    per_sample = rows.drop_duplicates(["model", "attack", "norm", "sample"])
+    radius = per_sample["radius"].where(per_sample["clean_correct"].astype(bool), 0.0)
+    return per_sample.assign(radius=radius)[["model", "attack", "norm", "radius"]]
 
 
 def accuracy_table(result: AuditResult) -> pd.DataFrame:
-    """Robust accuracy with one row per attack (worst case last) and one column per budget."""
+    """Robust accuracy with its 95% interval, one row per attack (worst case last) and one
+    column per budget, as display strings."""
     summary = _by_budget(result.summary())
-    summary = summary.assign(budget=_budget_labels(summary))
+    summary = summary.assign(
+        budget=_budget_labels(summary),
+        cell=[
+            f"{acc:.1%} ({low:.1%}\u2013{high:.1%})"
+            for acc, low, high in zip(
+                summary["robust_accuracy"], summary["ci_low"], summary["ci_high"], strict=True
+            )
+        ],
+    )
     table = summary.pivot_table(
-        index="attack", columns="budget", values="robust_accuracy", sort=False
+        index="attack", columns="budget", values="cell", aggfunc="first", sort=False
     )
     order = [a for a in summary["attack"].unique() if a != WORST_CASE] + [WORST_CASE]
-    return table.reindex(order)
+    return table.reindex(order).fillna("-")
 
 
 def per_class_accuracy(result: AuditResult) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from robustkit.errors import RobustkitError
+from robustkit.testing.wording import accuracy_with_ci
 
 FORMAT_KEY = "robustkit_baseline"
 FORMAT_VERSION = 1
@@ -55,9 +56,18 @@ class Baseline:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(document, indent=2) + "\n")
 
-    def accept(self, key: str, accuracy: float, settings: dict[str, Any]) -> None:
-        """Record ``accuracy`` as the accepted figure for ``key``."""
-        self.entries[key] = {"accuracy": accuracy, "settings": settings}
+    def accept(
+        self,
+        key: str,
+        accuracy: float,
+        settings: dict[str, Any],
+        ci: tuple[float, float] | None = None,
+    ) -> None:
+        """Record ``accuracy`` (and its 95% interval ``ci``) as the accepted figure for ``key``."""
+        entry: dict[str, Any] = {"accuracy": accuracy}
+        if ci is not None:
+            entry["ci_low"], entry["ci_high"] = ci
+        self.entries[key] = {**entry, "settings": settings}
 
     def mismatch(self, key: str, settings: dict[str, Any]) -> str | None:
         """Why the accepted figure for ``key`` is not comparable (other settings), or None."""
@@ -70,14 +80,23 @@ class Baseline:
             "accept the new settings with --robustkit-update-baseline"
         )
 
-    def regression(self, key: str, accuracy: float, tolerance: float) -> str | None:
-        """Why ``accuracy`` fell more than ``tolerance`` below the accepted figure, or None."""
+    def regression(
+        self,
+        key: str,
+        accuracy: float,
+        tolerance: float,
+        ci: tuple[float, float] | None = None,
+    ) -> str | None:
+        """Why ``accuracy`` fell more than ``tolerance`` below the accepted figure, or None;
+        both figures with their 95% intervals where known."""
         entry = self.entries.get(key)
         if entry is None or accuracy >= entry["accuracy"] - tolerance:
             return None
+        measured = accuracy_with_ci(accuracy, *(ci or (None, None)))
+        accepted = accuracy_with_ci(entry["accuracy"], entry.get("ci_low"), entry.get("ci_high"))
         return (
-            f"robust accuracy {accuracy:.3f} regressed from the accepted {entry['accuracy']:.3f} "
-            f"(tolerance {tolerance:g}, baseline {self.path}): "
+            f"robust accuracy {measured} regressed from the accepted {accepted}, "
+            f"more than the tolerance {tolerance:g} (baseline {self.path}): "
             "accept the new figure with --robustkit-update-baseline"
         )
 

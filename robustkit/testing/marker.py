@@ -10,7 +10,18 @@ from robustkit.data.datasets import IMAGEFOLDER_PREFIX, SAMPLE_NAME, list_datase
 from robustkit.errors import RobustkitError
 from robustkit.testing.requirement import Requirement
 
-MARKER_ARGS = ("attack", "eps", "min_accuracy", "num_samples", "dataset", "steps", "restarts")
+MARKER_ARGS = (
+    "attack",
+    "suite",
+    "norm",
+    "eps",
+    "min_accuracy",
+    "num_samples",
+    "dataset",
+    "steps",
+    "restarts",
+    "allow_flags",
+)
 
 
 def marker_requirement(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Requirement, str]:

@@ -1,22 +1,31 @@
-"""A robustness requirement (attack, budget, minimum accuracy), measured by the evaluator."""
+"""A robustness requirement (an attack or a suite, a budget, a minimum accuracy), measured by the
+evaluator: the worst case over every attack run, with its confidence interval and sanity flags."""
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
+import pandas as pd
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from robustkit.attacks import Attack
+from robustkit.auditing.checks import CHECKS, Flag, sanity_flags
+from robustkit.auditing.engine import audit, build_attack, resolve_data
+from robustkit.auditing.results import WORST_CASE, AuditResult
+from robustkit.auditing.suites import SUITES, Suite, get_suite
 from robustkit.data import DatasetInfo
 from robustkit.errors import RobustkitError
-from robustkit.evaluate import audit, build_attack, resolve_data
-from robustkit.results import AuditResult
+from robustkit.testing import wording
 
 DEFAULT_NUM_SAMPLES = 200
+DEFAULT_ATTACK = "pgd-linf"
+SUITE_NORMS = ("linf", "l2")
 WORST_CLASSES = 3
 
 Data = str | DatasetInfo | Dataset | tuple[Tensor, Tensor]
@@ -24,18 +33,25 @@ Data = str | DatasetInfo | Dataset | tuple[Tensor, Tensor]
 
 @dataclass(frozen=True, kw_only=True)
 class Requirement:
-    """Robust accuracy of at least ``min_accuracy`` under ``attack`` at budget ``eps``.
+    """Robust accuracy of at least ``min_accuracy`` at budget ``eps`` under ``attack``, under the
+    attacks of ``suite``, or under both: the worst case over all of them is what counts.
 
-    ``eps`` is measured in the attack's norm (L-inf, L2, or the noise sigma). Invalid values
-    raise RobustkitError at construction, so a bad marker fails at collection.
+    ``eps`` is measured in the attack's norm (L-inf, L2, or the noise sigma); with a suite alone,
+    in ``norm`` (``"linf"``, the default, or ``"l2"``). Without a suite the attack defaults to
+    ``pgd-linf``. ``allow_flags`` names sanity-check codes accepted knowingly: any other check
+    of severity error fails the requirement whatever the accuracy. Invalid values raise
+    RobustkitError at construction, so a bad marker fails at collection.
     """
 
     eps: float
     min_accuracy: float
-    attack: str | Attack = "pgd-linf"
+    attack: str | Attack | None = None
+    suite: str | None = None
+    norm: str | None = None
     num_samples: int | None = DEFAULT_NUM_SAMPLES
     steps: int | None = None
     restarts: int | None = None
+    allow_flags: Sequence[str] = ()  # stored as a tuple
 
     def __post_init__(self) -> None:
         if not _is_number(self.eps) or not math.isfinite(self.eps) or self.eps < 0:
@@ -49,7 +65,9 @@ class Requirement:
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 1):
                 raise RobustkitError(f"{name} must be an integer >= 1, got {value!r}")
-        if not isinstance(self.attack, str | Attack):
+        if self.attack is None and self.suite is None:
+            object.__setattr__(self, "attack", DEFAULT_ATTACK)
+        if self.attack is not None and not isinstance(self.attack, str | Attack):
             raise RobustkitError(
                 f"attack must be a registered name such as 'pgd-linf' or an Attack, "
                 f"got {self.attack!r}"
@@ -59,54 +77,222 @@ class Requirement:
                 "steps and restarts go on the attack object when you pass one, "
                 f"e.g. {type(self.attack).__name__}(steps=10)"
             )
-        self.build_attack()  # unknown names fail here, with close matches
+        attack = self.build_attack()  # unknown names fail here, with close matches
+        object.__setattr__(self, "allow_flags", _flag_codes(self.allow_flags))
+        if self.norm is not None and self.norm not in SUITE_NORMS:
+            raise RobustkitError(
+                f"norm must be one of {', '.join(SUITE_NORMS)} (the suite's threat), "
+                f"got {self.norm!r}"
+            )
+        if attack is not None and self.norm is not None and self.norm != attack.norm:
+            raise RobustkitError(
+                f"norm={self.norm!r} contradicts attack {attack.name!r}, which measures "
+                f"{attack.norm}: drop norm=, the attack decides it"
+            )
+        if self.suite is not None:
+            self._check_suite(attack)
+
+    def _check_suite(self, attack: Attack | None) -> None:
+        if not isinstance(self.suite, str):
+            raise RobustkitError(f"suite must be one of {', '.join(SUITES)}, got {self.suite!r}")
+        suite = get_suite(self.suite)  # an unknown name fails here, with close matches
+        norm = self.threat_norm
+        if norm not in SUITE_NORMS:
+            raise RobustkitError(
+                f"suite {suite.name!r} holds L-inf and L2 attacks, not {norm} ones: check "
+                f"{self.attack_label} in a requirement of its own"
+            )
+        names = [a.name for a in suite.attacks([norm])]
+        if not names:
+            raise RobustkitError(f"suite {suite.name!r} has no {norm} attacks")
+        if attack is None and (self.steps, self.restarts) != (None, None):
+            raise RobustkitError(
+                f"steps and restarts apply to attack=, and suite {suite.name!r} runs its attacks "
+                "at its own settings: drop them, or pick a stronger suite (standard, plus)"
+            )
+        if attack is not None and attack.name in names:
+            raise RobustkitError(
+                f"attack {attack.name!r} is part of suite {suite.name!r} already: drop attack=, "
+                "or pick an attack outside the suite"
+            )
 
     @property
-    def attack_name(self) -> str:
+    def attack_label(self) -> str:
+        """The attack's name, or '' with a suite alone."""
+        if self.attack is None:
+            return ""
         return self.attack.name if isinstance(self.attack, Attack) else self.attack
 
-    def build_attack(self) -> Attack:
-        """The attack object, with this requirement's steps and restarts."""
+    @property
+    def label(self) -> str:
+        """What is run, for check keys: 'fgsm', 'suite=quick', 'fgsm suite=quick'."""
+        parts = [self.attack_label] if self.attack is not None else []
+        if self.suite is not None:
+            parts.append(f"suite={self.suite}")
+            if self.attack is None and self.threat_norm != "linf":
+                parts.append(f"norm={self.threat_norm}")
+        return " ".join(parts)
+
+    @property
+    def threat_norm(self) -> str:
+        """The norm ``eps`` is measured in."""
+        attack = self.build_attack()
+        return attack.norm if attack is not None else self.norm or SUITE_NORMS[0]
+
+    def build_attack(self) -> Attack | None:
+        """The attack object, with this requirement's steps and restarts; None for a suite alone."""
+        if self.attack is None:
+            return None
         return build_attack(self.attack, steps=self.steps, restarts=self.restarts)
+
+    def get_suite(self) -> Suite | None:
+        return None if self.suite is None else get_suite(self.suite)
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """What the evaluator measured for one requirement."""
+    """What the evaluator measured for one requirement: the worst case over every attack run at
+    its budget (one attack's figure when only one ran), and the sanity flags of the run."""
 
     requirement: Requirement
     result: AuditResult
 
+    @cached_property
+    def worst_rows(self) -> pd.DataFrame:
+        """One row per sample: robust only if it survived every attack."""
+        return self.result.worst_case()
+
+    @cached_property
+    def _worst_summary(self) -> pd.Series:
+        summary = self.result.summary()
+        worst = summary[summary["attack"] == WORST_CASE]
+        if len(worst) != 1:
+            raise RobustkitError(
+                f"expected one worst case (one model, norm and eps), the audit has {len(worst)}"
+            )
+        return worst.iloc[0]
+
     @property
     def n(self) -> int:
-        return len(self.result.frame)
+        """The number of samples (not of rows: several attacks give several rows a sample)."""
+        return int(self._worst_summary["n"])
 
     @property
     def robust(self) -> int:
-        return int(self.result.frame["robust_correct"].sum())
+        return int(self.worst_rows["robust_correct"].sum())
 
     @property
     def accuracy(self) -> float:
-        return float(self.result.frame["robust_correct"].mean())
+        """The worst-case robust accuracy."""
+        return float(self._worst_summary["robust_accuracy"])
+
+    @property
+    def ci_low(self) -> float:
+        """Lower end of the 95% Clopper-Pearson interval of :attr:`accuracy`."""
+        return float(self._worst_summary["ci_low"])
+
+    @property
+    def ci_high(self) -> float:
+        return float(self._worst_summary["ci_high"])
 
     @property
     def clean_accuracy(self) -> float:
-        return float(self.result.frame["clean_correct"].mean())
+        return float(self._worst_summary["clean_accuracy"])
 
     @property
-    def passed(self) -> bool:
+    def evaluation(self) -> bool:
+        """False when the suite is only a smoke check."""
+        suite = self.requirement.get_suite()
+        return suite is None or suite.evaluation
+
+    @cached_property
+    def flags(self) -> list[Flag]:
+        """Every sanity flag the run raised."""
+        return sanity_flags(self.result)
+
+    @property
+    def blocking_flags(self) -> list[Flag]:
+        """Errors not accepted by ``allow_flags``: the accuracy cannot be trusted."""
+        allowed = self.requirement.allow_flags
+        return [f for f in self.flags if f.severity == "error" and f.code not in allowed]
+
+    @property
+    def meets_accuracy(self) -> bool:
         return self.accuracy >= self.requirement.min_accuracy
 
     @property
+    def passed(self) -> bool:
+        """The accuracy clears the bar and no sanity check says it cannot be trusted."""
+        return self.meets_accuracy and not self.blocking_flags
+
+    def headline(self) -> str:
+        """'robust accuracy 0.842 (95% CI 0.784-0.890), required >= 0.9, n=200'."""
+        return wording.headline(
+            self.accuracy,
+            self.ci_low,
+            self.ci_high,
+            required=self.requirement.min_accuracy,
+            n=self.n,
+            suite=self.requirement.suite,
+            evaluation=self.evaluation,
+        )
+
+    def problems(self) -> list[str]:
+        """Why the requirement is not met: the accuracy, then each sanity-check error."""
+        problems = []
+        if not self.meets_accuracy:
+            problems.append(
+                f"below the required accuracy: {self.robust} of {self.n} samples robust"
+            )
+        return problems + [wording.untrusted_line(asdict(f)) for f in self.blocking_flags]
+
+    def flag_records(self) -> list[dict[str, Any]]:
+        """Every flag as plain values (code, severity, message), with ``blocking`` (it fails
+        the test) and ``allowed`` (an error accepted by ``allow_flags``)."""
+        blocking = self.blocking_flags
+        return [
+            {
+                **asdict(flag),
+                "blocking": flag in blocking,
+                "allowed": flag.severity == "error" and flag not in blocking,
+            }
+            for flag in self.flags
+        ]
+
+    def flag_lines(self) -> list[str]:
+        """One line per flag that does not fail the test (warnings, accepted errors)."""
+        return [
+            wording.flag_line(flag, allowed=flag["allowed"])
+            for flag in self.flag_records()
+            if not flag["blocking"]
+        ]
+
+    @property
+    def attack_configs(self) -> list[dict[str, Any]]:
+        """Every attack run (its name, hyper-parameters and role), as the audit recorded them."""
+        return [dict(attack) for attack in self.result.config["attacks"]]
+
+    @property
     def attack_config(self) -> dict[str, Any]:
-        """The attack's name and every hyper-parameter, as the audit recorded them."""
-        return dict(self.result.config["attacks"][0])
+        """The one attack of a requirement without a suite (name and hyper-parameters)."""
+        configs = self.attack_configs
+        if self.requirement.suite is not None or len(configs) != 1:
+            raise RobustkitError("a suite runs several attacks: read attack_configs")
+        configs[0].pop("role", None)
+        return configs[0]
 
     def settings(self) -> dict[str, Any]:
         """What a figure depends on besides the model: compared before a baseline is."""
         config = self.result.config
+        settings: dict[str, Any] = {}
+        if self.requirement.suite is None:
+            settings["attack"] = self.attack_config
+        else:
+            settings["suite"] = self.requirement.suite
+            settings["attacks"] = self.attack_configs
+            settings["norm"] = self.requirement.threat_norm
         return {
-            "attack": self.attack_config,
+            **settings,
             "eps": self.requirement.eps,
             "n": self.n,
             "dataset": config["dataset"],
@@ -114,20 +300,36 @@ class Measurement:
         }
 
     def describe(self) -> list[str]:
-        """The lines a reviewer needs: attack parameters, model and data, worst classes."""
-        attack = self.attack_config
-        name = attack.pop("name")
-        params = ", ".join(f"{key}={_format(value)}" for key, value in attack.items())
+        """The lines a reviewer needs: attacks and their parameters, model and data, sanity
+        flags that do not fail the test, worst classes."""
         config = self.result.config
         lines = [
-            f"attack: {name}, {self.result.frame['norm'].iloc[0]} eps={self.requirement.eps:g} "
-            f"({params})",
+            *self._attack_lines(),
             f"model: {config['model']} on {config['dataset']}, n={self.n}, "
             f"clean accuracy {self.clean_accuracy:.3f}, seed {config['seed']}, "
             f"device {config['device']}",
+            *self.flag_lines(),
             "worst classes (robust accuracy, robust / n):",
         ]
         return lines + [f"  {line}" for line in worst_classes(self.result)]
+
+    def _attack_lines(self) -> list[str]:
+        norm, eps = self.requirement.threat_norm, self.requirement.eps
+        suite = self.requirement.get_suite()
+        if suite is None:
+            attack = self.attack_config
+            return [f"attack: {attack.pop('name')}, {norm} eps={eps:g} ({_params(attack)})"]
+        summary = self.result.summary().set_index("attack")["robust_accuracy"]
+        also = f"{self.requirement.attack_label} and " if self.requirement.attack else ""
+        lines = [
+            f"attacks: worst case at {norm} eps={eps:g} over {also}suite {suite.name} "
+            f"({suite.description}), robust accuracy after each:"
+        ]
+        for attack in self.attack_configs:
+            name, role = attack.pop("name"), attack.pop("role", "")
+            after = "alone" if role == "independent" else "in the cascade"
+            lines.append(f"  {name} ({_params(attack)}): {float(summary[name]):.3f} {after}")
+        return lines
 
 
 def measure(
@@ -138,7 +340,7 @@ def measure(
     device: str | None = None,
     seed: int = 0,
 ) -> Measurement:
-    """Run ``robustkit.audit`` with the requirement's one attack and budget."""
+    """Run ``robustkit.audit`` with the requirement's attack and suite at its one budget."""
     attack = requirement.build_attack()
     num_samples = requirement.num_samples
     if num_samples is not None and not isinstance(data, str):
@@ -146,11 +348,12 @@ def measure(
         data = resolve_data(data, None, seed)
         num_samples = min(num_samples, len(data.dataset))  # type: ignore[arg-type]
     budgets: dict[str, Sequence[float]] = {"linf": (), "l2": (), "gaussian": ()}
-    budgets[attack.norm] = [requirement.eps]
+    budgets[requirement.threat_norm] = [requirement.eps]
     result = audit(
         model,
         data,
-        attacks=[attack],
+        attacks=[] if attack is None else [attack],
+        suite=requirement.suite,
         eps=budgets["linf"],
         eps_l2=budgets["l2"],
         sigmas=budgets["gaussian"],
@@ -165,9 +368,10 @@ def measure(
 
 
 def worst_classes(result: AuditResult, limit: int = WORST_CLASSES) -> list[str]:
-    """One line per class, lowest robust accuracy first."""
+    """One line per class, lowest worst-case robust accuracy first."""
     per_class = (
-        result.frame.groupby("label")["robust_correct"]
+        result.worst_case()
+        .groupby("label")["robust_correct"]
         .agg(["mean", "sum", "size"])
         .sort_values(["mean", "size"], ascending=[True, False], kind="stable")
         .head(limit)
@@ -179,6 +383,27 @@ def worst_classes(result: AuditResult, limit: int = WORST_CLASSES) -> list[str]:
         f"{label:<{width}}  {row['mean']:.3f}  ({int(row['sum'])} / {int(row['size'])})"
         for label, (_, row) in zip(labels, per_class.iterrows(), strict=True)
     ]
+
+
+def _flag_codes(value: object) -> tuple[str, ...]:
+    """``allow_flags`` as a tuple of known check codes (a lone string is one code)."""
+    codes = (value,) if isinstance(value, str) else value
+    if not isinstance(codes, tuple | list) or not all(isinstance(c, str) for c in codes):
+        raise RobustkitError(
+            f"allow_flags must be a tuple of check codes, e.g. ('zero-gradients',), got {value!r}"
+        )
+    for code in codes:
+        if code not in CHECKS:
+            close = difflib.get_close_matches(code, CHECKS, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise RobustkitError(
+                f"allow_flags: unknown check {code!r}: {hint}the checks are {', '.join(CHECKS)}"
+            )
+    return tuple(codes)
+
+
+def _params(attack: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={_format(value)}" for key, value in attack.items())
 
 
 def _is_number(value: object) -> bool:

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from torch import nn
 
+from robustkit.attacks import Attack
+from robustkit.auditing.results import ROW_COLUMNS, AuditResult, ensure_writable_dir
 from robustkit.data.datasets import SAMPLE_NAME
 from robustkit.errors import RobustkitError
-from robustkit.results import ROW_COLUMNS, AuditResult, ensure_writable_dir
 from robustkit.testing.requirement import (
     DEFAULT_NUM_SAMPLES,
     Data,
@@ -26,7 +27,23 @@ from robustkit.testing.requirement import (
 )
 from robustkit.testing.state import CheckRecord, SessionState
 
-CHECK_COLUMNS = ["test", "attack", "norm", "eps", "n", "accuracy", "required", "passed", "folder"]
+CHECK_COLUMNS = [
+    "test",
+    "attack",
+    "suite",
+    "evaluation",
+    "norm",
+    "eps",
+    "n",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "required",
+    "meets_accuracy",
+    "passed",
+    "flags",
+    "folder",
+]
 
 
 class Checker:
@@ -45,19 +62,28 @@ class Checker:
         *,
         eps: float,
         min_accuracy: float,
-        attack: str = "pgd-linf",
+        attack: str | Attack | None = None,
+        suite: str | None = None,
+        norm: str | None = None,
         num_samples: int | None = DEFAULT_NUM_SAMPLES,
         steps: int | None = None,
         restarts: int | None = None,
+        allow_flags: Sequence[str] = (),
     ) -> Measurement:
-        """Fail the test unless ``model`` keeps ``min_accuracy`` under ``attack`` at ``eps``."""
+        """Fail the test unless ``model`` keeps ``min_accuracy`` at ``eps`` under ``attack``
+        (default ``pgd-linf``), under the attacks of ``suite``, or under both (the worst case
+        counts), or when a sanity check says the figure cannot be trusted (bar the check codes
+        in ``allow_flags``)."""
         requirement = Requirement(
             attack=attack,
+            suite=suite,
+            norm=norm,
             eps=eps,
             min_accuracy=min_accuracy,
             num_samples=num_samples,
             steps=steps,
             restarts=restarts,
+            allow_flags=allow_flags,
         )
         return self.check(requirement, model, data)
 
@@ -77,21 +103,15 @@ class Checker:
         measurement.result.config["test"] = key
         folder = measurement.result.save(self.out_root / folder_name(key)).resolve()
         self._record(key, measurement, folder)
-        problems = []
-        if not measurement.passed:
-            problems.append(
-                f"robust accuracy {measurement.accuracy:.3f} is below the required "
-                f"{requirement.min_accuracy:.3f} ({measurement.robust} of {measurement.n} "
-                "samples robust)"
-            )
-        problems += self._regression(key, measurement)
+        problems = measurement.problems() + self._regression(key, measurement)
         if problems:
             details = [*measurement.describe(), f"adversarial examples and results: {folder}"]
-            pytest.fail("\n".join(problems + [f"  {line}" for line in details]), pytrace=False)
+            lines = [measurement.headline(), *problems, *(f"  {line}" for line in details)]
+            pytest.fail("\n".join(lines), pytrace=False)
         return measurement
 
     def _key(self, requirement: Requirement) -> str:
-        key = f"{self.item.nodeid} {requirement.attack_name} eps={requirement.eps:g}"
+        key = f"{self.item.nodeid} {requirement.label} eps={requirement.eps:g}"
         self._keys[key] += 1
         return key if self._keys[key] == 1 else f"{key} #{self._keys[key]}"
 
@@ -99,25 +119,36 @@ class Checker:
         requirement = measurement.requirement
         record = CheckRecord(
             test=key,
-            attack=requirement.attack_name,
-            norm=str(measurement.result.frame["norm"].iloc[0]),
+            attack=requirement.label,
+            suite=requirement.suite,
+            evaluation=measurement.evaluation,
+            norm=requirement.threat_norm,
             eps=requirement.eps,
             n=measurement.n,
             accuracy=measurement.accuracy,
+            ci_low=measurement.ci_low,
+            ci_high=measurement.ci_high,
             clean_accuracy=measurement.clean_accuracy,
             required=requirement.min_accuracy,
+            meets_accuracy=measurement.meets_accuracy,
             passed=measurement.passed,
+            flags=measurement.flag_records(),
             folder=str(folder),
             settings=measurement.settings(),
         )
         self.state.records.append(record)
         self.item.user_properties += [
             ("robustkit_accuracy", round(record.accuracy, 4)),
+            ("robustkit_ci_low", round(record.ci_low, 4)),
+            ("robustkit_ci_high", round(record.ci_high, 4)),
             ("robustkit_required", record.required),
             ("robustkit_n", record.n),
             ("robustkit_attack", record.attack),
             ("robustkit_eps", record.eps),
         ]
+        if record.flags:
+            codes = ", ".join(f"{flag['code']} ({flag['severity']})" for flag in record.flags)
+            self.item.user_properties.append(("robustkit_flags", codes))
 
     def _regression(self, key: str, measurement: Measurement) -> list[str]:
         baseline = self.state.baseline
@@ -127,7 +158,12 @@ class Checker:
         if mismatch is not None:
             warnings.warn(pytest.PytestWarning(mismatch), stacklevel=2)
             return []
-        regression = baseline.regression(key, measurement.accuracy, self.state.tolerance)
+        regression = baseline.regression(
+            key,
+            measurement.accuracy,
+            self.state.tolerance,
+            ci=(measurement.ci_low, measurement.ci_high),
+        )
         return [] if regression is None else [regression]
 
 
@@ -149,6 +185,10 @@ def write_session_report(records: Sequence[CheckRecord], out_dir: Path) -> list[
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
     rows.reindex(columns=["test", *ROW_COLUMNS]).to_csv(out / "results.csv", index=False)
     checks = pd.DataFrame([dataclasses.asdict(r) for r in records], columns=CHECK_COLUMNS)
+    checks["flags"] = [
+        "; ".join(f"{flag['severity']} {flag['code']}" for flag in record.flags)
+        for record in records
+    ]
     checks.to_csv(out / "checks.csv", index=False)
     written = [out / "results.csv", out / "checks.csv"]
     if results:

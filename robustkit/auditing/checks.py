@@ -20,6 +20,12 @@ Each check reads only the tidy frame and run.json of an :class:`AuditResult` and
   gradient means the gradient is masked or the attack is broken.
 - ``oblivious-only``: a defended model (attack names ``oblivious:``, ``bpda:``, ``bpda-eot:``,
   ``latent:``) was evaluated only with attacks oblivious to the defense.
+- ``gradient-free-beats-gradient``: the gradient-free Square attack breaks points (more than
+  ``TOLERANCE`` of them) that every gradient attack left robust: the gradients mislead.
+- ``ce-dlr-disagree``: attacks on the scale-invariant DLR loss break more than ``DISAGREEMENT`` of
+  the points that cross-entropy attacks left robust: CE is saturated or its logits are scaled.
+- ``randomized-without-eot`` and ``zero-gradients``: probes of the model itself
+  (:mod:`robustkit.auditing.probes`), recorded in run.json.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from robustkit.results import WORST_CASE, AuditResult
+from robustkit.auditing.results import WORST_CASE, AuditResult
 
 Severity = Literal["warning", "error"]
 TOLERANCE = 0.01  # accuracy differences up to 1 point are sampling noise, not a flag
@@ -40,6 +46,11 @@ SINGLE_STEP_ATTACKS = frozenset({"fgsm"})
 OBLIVIOUS = "oblivious"
 DEFENSE_PREFIXES = (OBLIVIOUS, "bpda", "bpda-eot", "latent")
 GREY_RADIUS = 0.5  # half the pixel range: the ball around any input reaches the mid-grey image
+DISAGREEMENT = 0.03  # share of points DLR attacks break after CE attacks failed that raises a flag
+EPS_PROBE_FAILURES = 0.1  # share of re-attacked points an attack loses at a larger eps
+GRADIENT_FREE = frozenset({"square", "square-l2"})
+CE_ATTACKS = frozenset({"apgd-ce", "apgd-ce-l2", "pgd-linf", "pgd-l2", "fgsm"})
+DLR_ATTACKS = frozenset({"apgd-t", "apgd-t-l2", "apgd-dlr", "apgd-dlr-l2"})
 
 CHECKS: dict[str, str] = {
     "accuracy-rises-with-eps": "robust accuracy falls (never rises) as eps grows",
@@ -48,6 +59,10 @@ CHECKS: dict[str, str] = {
     "above-chance-at-large-eps": "accuracy reaches chance once the ball holds a common image",
     "noise-beats-gradient": "gradient attacks beat Gaussian noise of comparable size",
     "oblivious-only": "defenses are evaluated with adaptive (BPDA/EOT) attacks",
+    "gradient-free-beats-gradient": "Square breaks no point that every gradient attack missed",
+    "ce-dlr-disagree": "CE and scale-invariant DLR attacks agree",
+    "randomized-without-eot": "a randomized model is attacked with EOT",
+    "zero-gradients": "the model's input gradients are non-zero and finite",
 }
 
 
@@ -71,12 +86,101 @@ def sanity_flags(result: AuditResult) -> list[Flag]:
     summary = result.summary()
     attacks = summary[summary["attack"] != WORST_CASE]
     return [
+        *_recorded(result.config),
         *_rises_with_eps(attacks),
+        *_failing_at_larger_eps(result.config),
+        *_gradient_free_beats_gradient(result),
+        *_ce_dlr_disagree(result),
         *_single_step_beats_iterative(attacks, result.config),
         *_above_chance(result),
         *_noise_beats_gradient(result),
         *_oblivious_only(attacks),
     ]
+
+
+def _recorded(config: dict[str, Any]) -> Iterator[Flag]:
+    """The flags the model probes recorded in run.json."""
+    for flag in config.get("model_checks", []):
+        yield Flag(flag["code"], flag["severity"], flag["message"])
+
+
+def _failing_at_larger_eps(config: dict[str, Any]) -> Iterator[Flag]:
+    """Points an attack broke at one eps and failed to break again at the next, larger one."""
+    probes = pd.DataFrame(config.get("eps_probes", []))
+    if probes.empty:
+        return
+    keys = ["model", "attack", "eps_from", "eps_to"]
+    totals = probes.groupby(keys, sort=False)[["probed", "failed"]].sum().reset_index()
+    for row in totals.itertuples():
+        if row.failed > max(1, EPS_PROBE_FAILURES * row.probed):
+            yield Flag(
+                "accuracy-rises-with-eps",
+                "warning",
+                f"{row.attack} on {row.model} broke points at eps={row.eps_from:g} and failed "
+                f"on {row.failed} of {row.probed} of them at eps={row.eps_to:g}: run alone, its "
+                "accuracy would rise with eps -- the attack is failing (step size tied to eps? "
+                "too few steps? masked gradients?); the nested results hide it, fix the attack",
+            )
+
+
+def _breakers(result: AuditResult) -> pd.DataFrame:
+    """Per model, norm, eps and clean-correct sample: which base attack names broke it."""
+    rows = result.frame
+    rows = rows[rows["clean_correct"] & ~rows["robust_correct"].astype(bool)]
+    undefended = [split_defense(attack)[0] is None for attack in rows["attack"]]
+    rows = rows[pd.Series(undefended, index=rows.index, dtype=bool)]
+    return rows.assign(breaker=rows["broken_by"].astype(str))
+
+
+def _share_only(result: AuditResult, only: frozenset[str], not_by: frozenset[str] | None) -> Any:
+    """Per (model, norm, eps) where an attack of the other kind ran (one in ``not_by``, or any
+    outside ``only`` when None): the share of clean-correct samples broken by an attack in
+    ``only`` and by none of the other kind."""
+    breakers = _breakers(result)
+    if breakers.empty or not breakers["breaker"].isin(only).any():
+        return {}
+
+    def other_kind(names: pd.Series) -> pd.Series:
+        return names.isin(not_by) if not_by is not None else ~names.isin(only)
+
+    frame = result.frame
+    ran = frame[other_kind(frame["attack"].astype(str))]
+    compared = set(zip(ran["model"], ran["norm"], ran["eps"], strict=True))
+    keys = ["model", "norm", "eps", "sample"]
+    other = breakers.assign(other=other_kind(breakers["breaker"])).groupby(keys)["other"].any()
+    mine = breakers.assign(mine=breakers["breaker"].isin(only)).groupby(keys)["mine"].any()
+    solely = (mine & ~other.reindex(mine.index, fill_value=False)).groupby(level=[0, 1, 2]).sum()
+    clean = frame[frame["clean_correct"]].drop_duplicates(["model", "sample"])
+    per_model = clean.groupby("model")["sample"].size()
+    return {
+        key: count / per_model[key[0]] for key, count in solely.items() if count and key in compared
+    }
+
+
+def _gradient_free_beats_gradient(result: AuditResult) -> Iterator[Flag]:
+    for (model, norm, eps), share in _share_only(result, GRADIENT_FREE, None).items():
+        if share > TOLERANCE:
+            yield Flag(
+                "gradient-free-beats-gradient",
+                "error",
+                f"the gradient-free Square attack broke {share:.1%} of {model}'s points at "
+                f"{norm} eps={eps:g} that every gradient attack left robust: its gradients "
+                "mislead (masking, saturation, non-differentiable steps) -- count only the "
+                "worst case, and add gradient-free attacks (--suite plus) before trusting it",
+            )
+
+
+def _ce_dlr_disagree(result: AuditResult) -> Iterator[Flag]:
+    for (model, norm, eps), share in _share_only(result, DLR_ATTACKS, CE_ATTACKS).items():
+        if share > DISAGREEMENT:
+            yield Flag(
+                "ce-dlr-disagree",
+                "warning",
+                f"attacks on the scale-invariant DLR loss broke {share:.1%} of {model}'s points "
+                f"at {norm} eps={eps:g} that the cross-entropy attacks left robust: CE is "
+                "saturated or the logits are scaled -- trust the DLR attacks (apgd-t, apgd-dlr) "
+                "and never a CE-only evaluation of this model",
+            )
 
 
 def steps_flags(results: Sequence[AuditResult]) -> list[Flag]:

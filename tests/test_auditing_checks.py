@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from robustkit.results import ROW_COLUMNS, AuditResult
-from robustkit.sanity import CHECKS, Flag, sanity_flags, steps_flags
+from robustkit.auditing.checks import CHECKS, Flag, sanity_flags, steps_flags
+from robustkit.auditing.results import ROW_COLUMNS, AuditResult
 
 N = 100  # samples, labels cycling over 10 classes: chance is 10%
 NORMS = {"gaussian-noise": "gaussian", "pgd-l2": "l2"}
@@ -33,6 +33,7 @@ def build(
     for (attack, eps), accuracy in accuracies.items():
         base = attack.partition(":")[2] or attack
         for sample in range(N):
+            broken = sample < N * (1 - accuracy)
             rows.append(
                 {
                     "model": model,
@@ -44,7 +45,10 @@ def build(
                     "clean_pred": sample % 10,
                     "adv_pred": sample % 10 if sample >= N * (1 - accuracy) else (sample + 1) % 10,
                     "clean_correct": True,
-                    "robust_correct": sample >= N * (1 - accuracy),
+                    "robust_correct": not broken,
+                    "broken_by": attack if broken else "",
+                    "perturbation": eps if broken else float("nan"),
+                    "radius": float("nan"),
                 }
             )
     steps = STEPS if steps is None else steps
@@ -125,6 +129,41 @@ def test_accuracy_rising_with_steps_is_flagged(more_steps_accuracy: float, flagg
     assert codes(flags) == (["accuracy-rises-with-steps"] if flagged else [])
 
 
+def test_square_breaking_points_every_gradient_attack_missed_is_flagged() -> None:
+    # PGD leaves 10% robust at eps 0.3; Square breaks half of those: masked gradients.
+    flags = sanity_flags(build(SOUND | {("square", 0.3): 0.05}))
+    assert codes(flags) == ["gradient-free-beats-gradient"]
+    assert "5.0%" in flags[0].message and "eps=0.3" in flags[0].message
+    # Square breaking only points PGD broke too is no evidence; nor is Square run alone.
+    assert sanity_flags(build(SOUND | {("square", 0.3): 0.2})) == []
+    assert sanity_flags(build({("square", 0.3): 0.05}, steps={})) == []
+
+
+def test_dlr_attacks_breaking_what_ce_missed_is_flagged() -> None:
+    flags = sanity_flags(build(SOUND | {("apgd-t", 0.3): 0.02}))
+    assert codes(flags) == ["ce-dlr-disagree"]
+    assert "8.0%" in flags[0].message
+    # A couple of points are within what a stronger attack adds to a sound evaluation.
+    assert sanity_flags(build(SOUND | {("apgd-t", 0.3): 0.08})) == []
+    assert sanity_flags(build({("apgd-t", 0.3): 0.02}, steps={})) == []  # no CE attack ran
+
+
+def test_model_probe_flags_recorded_in_run_json_are_reported() -> None:
+    result = build(SOUND)
+    result.config["model_checks"] = [
+        {"code": "zero-gradients", "severity": "error", "message": "80% of inputs ..."}
+    ]
+    assert codes(sanity_flags(result)) == ["zero-gradients"]
+
+
+@pytest.mark.parametrize(("failed", "flagged"), [(5, True), (1, False)])
+def test_an_attack_failing_again_at_a_larger_eps_is_flagged(failed: int, flagged: bool) -> None:
+    result = build(SOUND)
+    probe = {"model": "net", "attack": "pgd-linf", "norm": "linf", "eps_from": 0.1, "eps_to": 0.3}
+    result.config["eps_probes"] = [probe | {"probed": 16, "failed": failed}]
+    assert codes(sanity_flags(result)) == (["accuracy-rises-with-eps"] if flagged else [])
+
+
 def test_every_check_is_described() -> None:
     assert set(CHECKS) == {
         "accuracy-rises-with-eps",
@@ -133,4 +172,8 @@ def test_every_check_is_described() -> None:
         "above-chance-at-large-eps",
         "noise-beats-gradient",
         "oblivious-only",
+        "gradient-free-beats-gradient",
+        "ce-dlr-disagree",
+        "randomized-without-eot",
+        "zero-gradients",
     }

@@ -11,9 +11,11 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from robustkit.auditing.stats import clopper_pearson
 from robustkit.errors import RobustkitError
 
 WORST_CASE = "worst-case"
+NAN = float("nan")
 ROW_COLUMNS = [
     "model",
     "attack",
@@ -25,8 +27,21 @@ ROW_COLUMNS = [
     "adv_pred",
     "clean_correct",
     "robust_correct",
+    "broken_by",  # the attack that broke the sample first ("" while it holds)
+    "perturbation",  # size of that adversarial's perturbation in the row's norm
+    "radius",  # minimum-norm attacks: the smallest adversarial's norm (inf: none found)
 ]
-SUMMARY_COLUMNS = ["model", "attack", "norm", "eps", "n", "clean_accuracy", "robust_accuracy"]
+SUMMARY_COLUMNS = [
+    "model",
+    "attack",
+    "norm",
+    "eps",
+    "n",
+    "clean_accuracy",
+    "robust_accuracy",
+    "ci_low",
+    "ci_high",
+]
 EXAMPLE_COLUMNS = [
     "attack",
     "eps",
@@ -76,7 +91,8 @@ class AuditResult:
         return pd.concat([self.frame, self.worst_case()], ignore_index=True)
 
     def summary(self) -> pd.DataFrame:
-        """Clean and robust accuracy per model, attack, norm and eps (worst case included)."""
+        """Clean and robust accuracy per model, attack, norm and eps (worst case included), with
+        the robust accuracy's 95% Clopper-Pearson interval."""
         rows = self.with_worst_case()
         summary = (
             rows.groupby(["model", "attack", "norm", "eps"], sort=False)
@@ -87,6 +103,8 @@ class AuditResult:
             )
             .reset_index()
         )
+        robust = (summary["robust_accuracy"] * summary["n"]).round()
+        summary["ci_low"], summary["ci_high"] = clopper_pearson(robust, summary["n"])
         return summary[SUMMARY_COLUMNS]
 
     def robust_accuracy(self, attack: str = WORST_CASE) -> pd.Series:
@@ -120,7 +138,10 @@ class AuditResult:
                 f"{folder} holds no audit results (results.csv, run.json): "
                 "point at a folder written by `robustkit audit --out`"
             )
-        rows = pd.read_csv(results)
+        rows = pd.read_csv(results, dtype={"broken_by": str}).fillna({"broken_by": ""})
+        for column, missing in (("broken_by", ""), ("perturbation", NAN), ("radius", NAN)):
+            if column not in rows:  # written before these columns existed
+                rows[column] = missing
         examples = None
         if (folder / "examples.pt").is_file() and (folder / "examples.csv").is_file():
             images = torch.load(folder / "examples.pt", map_location="cpu", weights_only=True)

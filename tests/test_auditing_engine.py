@@ -11,8 +11,8 @@ from torch import nn
 
 import robustkit
 from robustkit.attacks import PGDLinf
+from robustkit.auditing.results import ROW_COLUMNS, SUMMARY_COLUMNS, WORST_CASE
 from robustkit.errors import RobustkitError
-from robustkit.results import ROW_COLUMNS, SUMMARY_COLUMNS, WORST_CASE
 
 
 class Linear(nn.Module):
@@ -70,9 +70,10 @@ def test_attacks_only_see_correctly_classified_points(setup):
         examples_per_attack=0,
         noise_probes=False,
     )
-    # the logits check on 2 images, one clean pass over 40, then FGSM on the 30 correct ones
-    assert model.batches[:3] == [2, 40, 30]
-    assert max(model.batches[3:]) <= 30
+    # the logits check on 2 images, the model probes (two passes to see whether it is
+    # randomized, one for its gradients), one clean pass over 40, then FGSM on the 30 correct ones
+    assert model.batches[:6] == [2, 40, 40, 40, 40, 30]
+    assert max(model.batches[5:]) <= 30
 
 
 def test_worst_case_is_the_per_sample_minimum_over_attacks(setup):

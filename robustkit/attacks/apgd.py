@@ -1,0 +1,474 @@
+"""Auto-PGD (Croce & Hein, ICML 2020, "Reliable evaluation of adversarial robustness with an
+ensemble of diverse parameter-free attacks"): PGD with momentum whose step size needs no tuning.
+
+APGD starts with a step of 2 x eps and halves it, per sample, at fixed checkpoints of the budget
+whenever the loss has stopped rising; a halved run goes back to its best point. Untargeted with
+the CE loss (``apgd-ce``) or the scale-invariant DLR loss (``apgd-dlr``), and targeted with the
+targeted DLR loss towards each of the top classes in turn (``apgd-t``, the AutoAttack variant).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from robustkit.attacks.base import Attack, AttackResult, attack_objective, is_adversarial
+from robustkit.attacks.pgd import _per_sample
+from robustkit.attacks.registry import register_attack
+from robustkit.errors import RobustkitError
+from robustkit.models.wrapper import BOUNDS
+
+MOMENTUM = 0.75  # weight of the new projected step against the last one (the paper's alpha)
+INITIAL_STEP = 2.0  # the first step size, relative to eps
+# Checkpoints in hundredths of the budget: p_1 = 0.22, then gaps shrinking by 0.03 down to 0.06.
+_FIRST_CHECKPOINT, _GAP_SHRINK, _MIN_GAP = 22, 3, 6
+
+
+def checkpoints(steps: int) -> list[int]:
+    """The iterations w_j = ceil(p_j x steps) after which APGD reconsiders its step size.
+
+    p_0 = 0, p_1 = 0.22 and p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06): the checks come
+    closer as the run goes on. Computed in exact hundredths (0.41 x 100 is not 41 in floats);
+    checkpoints that coincide at a small budget are merged, and none falls on the last step.
+    """
+    marks = [0]
+    previous, current = 0, _FIRST_CHECKPOINT
+    while current < 100:
+        mark = -(-current * steps // 100)  # ceil, in integers
+        if marks[-1] < mark < steps:
+            marks.append(mark)
+        previous, current = current, current + max(current - previous - _GAP_SHRINK, _MIN_GAP)
+    return marks
+
+
+@dataclass(frozen=True)
+class StepSizeSchedule:
+    """APGD's per-sample step size and the loss record that decides when to halve it.
+
+    At each checkpoint w_j a point's step is halved when fewer than ``rho`` of the steps since
+    w_{j-1} raised its loss (the iterates oscillate), or when neither its step size nor its best
+    loss changed since w_{j-1} (the run is stuck). A halved point restarts from its best point.
+    """
+
+    step_size: Tensor
+    best_loss: Tensor
+    last_loss: Tensor  # the loss of the current iterate, to count the steps that raised it
+    increases: Tensor  # steps since the last checkpoint that raised the loss
+    best_at_checkpoint: Tensor
+    halved_at_checkpoint: Tensor
+    rho: float
+    marks: tuple[int, ...]
+
+    @classmethod
+    def start(cls, step_size: float, loss: Tensor, steps: int, rho: float) -> StepSizeSchedule:
+        """The schedule of a run of ``steps`` steps whose start points have ``loss``."""
+        return cls(
+            step_size=torch.full_like(loss, step_size),
+            best_loss=loss.clone(),
+            last_loss=loss.clone(),
+            increases=torch.zeros_like(loss, dtype=torch.long),
+            best_at_checkpoint=loss.clone(),
+            halved_at_checkpoint=torch.zeros_like(loss, dtype=torch.bool),
+            rho=rho,
+            marks=tuple(checkpoints(steps)),
+        )
+
+    def observe(self, iteration: int, loss: Tensor) -> tuple[StepSizeSchedule, Tensor, Tensor]:
+        """Take the loss after step ``iteration``; return the new schedule and, per sample,
+        whether this is its best point so far and whether to go back to the best point (its
+        step size was halved here)."""
+        improved = loss > self.best_loss
+        best_loss = torch.where(improved, loss, self.best_loss)
+        increases = self.increases + (loss > self.last_loss).long()
+        if iteration not in self.marks:
+            halve = torch.zeros_like(improved)
+            return (
+                dataclasses.replace(self, best_loss=best_loss, last_loss=loss, increases=increases),
+                improved,
+                halve,
+            )
+        at = self.marks.index(iteration)
+        window = self.marks[at] - self.marks[at - 1]
+        oscillating = increases < self.rho * window
+        stuck = ~self.halved_at_checkpoint & (best_loss <= self.best_at_checkpoint)
+        halve = oscillating | stuck
+        schedule = dataclasses.replace(
+            self,
+            step_size=torch.where(halve, self.step_size / 2, self.step_size),
+            best_loss=best_loss,
+            # a restarted point continues from its best point: count rises from there
+            last_loss=torch.where(halve, best_loss, loss),
+            increases=torch.zeros_like(increases),
+            best_at_checkpoint=best_loss,
+            halved_at_checkpoint=halve,
+        )
+        return schedule, improved, halve
+
+    def select(self, keep: Tensor) -> StepSizeSchedule:
+        """The schedule of the points in ``keep`` only."""
+        return _select(self, keep)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The points still in a run: where they started, where they are, and their best point."""
+
+    index: Tensor  # position in the run's input
+    x0: Tensor
+    labels: Tensor
+    aim: Tensor | None  # the class the loss pulls towards (targeted loss), if any
+    goal: Tensor | None  # the class that counts as success (targeted success), if any
+    x: Tensor
+    x_prev: Tensor
+    grad: Tensor
+    best_x: Tensor
+    best_grad: Tensor
+    found: Tensor  # already succeeded (without early stop: keeps its first success)
+
+
+_S = TypeVar("_S", "_Batch", "StepSizeSchedule")
+
+
+def _select(state: _S, keep: Tensor) -> _S:
+    """The state of the points in ``keep`` only: every per-sample tensor field sliced."""
+    sliced: dict[str, Any] = {
+        field.name: value[keep]
+        for field in dataclasses.fields(state)
+        if isinstance(value := getattr(state, field.name), Tensor)
+    }
+    return dataclasses.replace(state, **sliced)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _RunOutcome:
+    x_adv: Tensor
+    success: Tensor
+    objective: Tensor
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutoPGD(Attack):
+    """APGD's algorithm, shared by every loss and norm (the geometry is in small overrides).
+
+    ``steps`` iterations (100 as in the paper and AutoAttack), ``restarts`` random restarts on the
+    points still unbroken, ``rho`` the share of loss-raising steps below which the step size is
+    halved. Per sample it keeps the first success (early stop: a broken point leaves the batch)
+    or else the highest-loss point.
+    """
+
+    iterative: ClassVar[bool] = True
+    loss: ClassVar[str] = "ce"
+    steps: int = 100
+    restarts: int = 1
+    rho: float = 0.75
+    early_stop: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.restarts < 1:
+            raise RobustkitError("steps and restarts must be >= 1")
+        if not 0 < self.rho <= 1:
+            raise RobustkitError(f"rho is a share of steps: use 0 < rho <= 1, got {self.rho:g}")
+
+    @abstractmethod
+    def _random_start(self, x0: Tensor, eps: float) -> Tensor:
+        """A random point of the eps-ball around x0 (before clipping to the bounds)."""
+
+    @abstractmethod
+    def _direction(self, grad: Tensor) -> Tensor:
+        """The steepest-ascent direction of unit size in this norm."""
+
+    @abstractmethod
+    def _project(self, x: Tensor, x0: Tensor, eps: float) -> Tensor:
+        """Back into the eps-ball around x0 (the caller clips to the bounds)."""
+
+    def _check_classes(self, classes: int, targeted: bool) -> None:
+        """DLR needs the 3rd (targeted: 4th) largest logit: refuse smaller models up front."""
+        if self.loss != "dlr":
+            return
+        needed = 4 if targeted else 3
+        if classes < needed:
+            raise RobustkitError(
+                f"{self.name} needs at least {needed} classes (its DLR loss divides by the spread "
+                f"of the top {needed} logits), the model has {classes}: use apgd-ce"
+                + (" with targets=" if targeted else "")
+            )
+
+    def _aims(
+        self, clean: Tensor, labels: Tensor, targets: Tensor | None
+    ) -> Iterator[Tensor | None]:
+        """The classes each run's loss pulls towards: the caller's targets, or none."""
+        self._check_classes(clean.shape[1], targets is not None)
+        yield targets
+
+    def _run(
+        self,
+        model: nn.Module,
+        inputs: Tensor,
+        labels: Tensor,
+        *,
+        eps: float,
+        targets: Tensor | None,
+    ) -> AttackResult:
+        with torch.no_grad():
+            clean = model(inputs)
+        success = is_adversarial(clean, labels, targets)  # already broken: nothing to do
+        x_adv = inputs.clone()
+        best = torch.full((len(inputs),), float("-inf"), device=inputs.device)
+        for aim in self._aims(clean, labels, targets):
+            for _ in range(self.restarts):
+                todo = (~success).nonzero().squeeze(1)
+                if todo.numel() == 0:
+                    break
+                run = self._single_run(
+                    model,
+                    inputs[todo],
+                    labels[todo],
+                    None if aim is None else aim[todo],
+                    None if targets is None else targets[todo],
+                    eps,
+                )
+                better = run.success | (run.objective > best[todo])
+                chosen = todo[better]
+                x_adv[chosen] = run.x_adv[better]
+                success[chosen] = run.success[better]
+                best[chosen] = run.objective[better]
+        # score what we return on the whole batch, so adv_pred is exactly model(x_adv).argmax
+        with torch.no_grad():
+            adv_pred = model(x_adv).argmax(dim=1)
+        success = adv_pred == targets if targets is not None else adv_pred != labels
+        return AttackResult(x_adv=x_adv, success=success, adv_pred=adv_pred)
+
+    def _evaluate(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        labels: Tensor,
+        aim: Tensor | None,
+        goal: Tensor | None,
+        need_grad: bool,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Per sample: the loss and whether ``x`` succeeds, and the loss's gradient if asked."""
+        x = x.detach().requires_grad_(need_grad)
+        with torch.set_grad_enabled(need_grad):
+            logits = model(x)
+            loss = attack_objective(logits, labels, aim, self.loss)
+        grad = torch.autograd.grad(loss.sum(), x)[0] if need_grad else None
+        return loss.detach(), is_adversarial(logits.detach(), labels, goal), grad
+
+    def _single_run(
+        self,
+        model: nn.Module,
+        x0: Tensor,
+        labels: Tensor,
+        aim: Tensor | None,
+        goal: Tensor | None,
+        eps: float,
+    ) -> _RunOutcome:
+        """One run from a random start; finished points are written out and leave the batch."""
+        low, high = BOUNDS
+        n = len(x0)
+        out_x = x0.clone()
+        out_success = torch.zeros(n, dtype=torch.bool, device=x0.device)
+        out_objective = torch.empty(n, device=x0.device)
+        x = self._random_start(x0, eps).clamp(low, high)
+        loss, broken, grad = self._evaluate(model, x, labels, aim, goal, need_grad=True)
+        assert grad is not None  # asked for
+        batch = _Batch(
+            index=torch.arange(n, device=x0.device),
+            x0=x0,
+            labels=labels,
+            aim=aim,
+            goal=goal,
+            x=x,
+            x_prev=x,
+            grad=grad,
+            best_x=x,
+            best_grad=grad,
+            found=torch.zeros(n, dtype=torch.bool, device=x0.device),
+        )
+        schedule = StepSizeSchedule.start(INITIAL_STEP * eps, loss, self.steps, self.rho)
+        for step in range(self.steps + 1):
+            if step > 0:
+                loss, broken, grad = self._evaluate(
+                    model, batch.x, batch.labels, batch.aim, batch.goal, need_grad=step < self.steps
+                )
+            # write out the first success of each point; with early stop, it leaves the batch
+            new = broken & ~batch.found
+            if bool(new.any()):
+                out_x[batch.index[new]] = batch.x[new]
+                out_success[batch.index[new]] = True
+                out_objective[batch.index[new]] = loss[new]
+                batch = dataclasses.replace(batch, found=batch.found | new)
+            if step > 0:
+                schedule, improved, restart = schedule.observe(step, loss)
+                # after the last step there is no gradient, and no further step to take
+                batch = self._keep_best(
+                    batch, batch.grad if grad is None else grad, improved, restart
+                )
+            if self.early_stop and bool(broken.any()):
+                keep = ~broken
+                batch, schedule = _select(batch, keep), schedule.select(keep)
+                if batch.index.numel() == 0:
+                    break
+            if step == self.steps:
+                break
+            with torch.no_grad():
+                batch = self._step(batch, schedule.step_size, eps, plain=step == 0)
+        # the points never broken: their highest-loss point
+        if batch.index.numel():
+            rest = ~batch.found
+            out_x[batch.index[rest]] = batch.best_x[rest]
+            out_objective[batch.index[rest]] = schedule.best_loss[rest]
+        return _RunOutcome(x_adv=out_x, success=out_success, objective=out_objective)
+
+    @staticmethod
+    def _keep_best(batch: _Batch, grad: Tensor, improved: Tensor, restart: Tensor) -> _Batch:
+        """Record new best points; send the points whose step was halved back to theirs."""
+        mask = _per_sample(improved, batch.x)
+        best_x = torch.where(mask, batch.x, batch.best_x)
+        best_grad = torch.where(mask, grad, batch.best_grad)
+        back = _per_sample(restart, batch.x)
+        x = torch.where(back, best_x, batch.x)
+        return dataclasses.replace(
+            batch,
+            x=x,
+            # a restart has no momentum to carry: the next step adds none
+            x_prev=torch.where(back, best_x, batch.x_prev),
+            grad=torch.where(back, best_grad, grad),
+            best_x=best_x,
+            best_grad=best_grad,
+        )
+
+    def _step(self, batch: _Batch, step_size: Tensor, eps: float, *, plain: bool) -> _Batch:
+        """z = P(x + eta d), then x' = P(x + alpha (z - x) + (1 - alpha) (x - x_prev))."""
+        low, high = BOUNDS
+        x, x0 = batch.x, batch.x0
+        eta = _per_sample(step_size, x)
+        z = self._project(x + eta * self._direction(batch.grad), x0, eps).clamp(low, high)
+        if plain:
+            return dataclasses.replace(batch, x=z, x_prev=x)
+        moved = x + MOMENTUM * (z - x) + (1 - MOMENTUM) * (x - batch.x_prev)
+        return dataclasses.replace(
+            batch, x=self._project(moved, x0, eps).clamp(low, high), x_prev=x
+        )
+
+
+class _LinfBall:
+    """L-inf geometry: uniform start in the cube, signed-gradient steps, clipping."""
+
+    def _random_start(self, x0: Tensor, eps: float) -> Tensor:
+        return x0 + torch.empty_like(x0).uniform_(-eps, eps)
+
+    def _direction(self, grad: Tensor) -> Tensor:
+        return grad.sign()
+
+    def _project(self, x: Tensor, x0: Tensor, eps: float) -> Tensor:
+        return torch.minimum(torch.maximum(x, x0 - eps), x0 + eps)
+
+
+class _L2Ball:
+    """L2 geometry: uniform start in the ball, normalised-gradient steps, radial projection."""
+
+    def _random_start(self, x0: Tensor, eps: float) -> Tensor:
+        direction = torch.randn_like(x0)
+        direction = direction / _per_sample(direction.flatten(1).norm(dim=1).clamp_min(1e-12), x0)
+        radius = eps * torch.rand(len(x0), device=x0.device) ** (1.0 / x0[0].numel())
+        return x0 + direction * _per_sample(radius, x0)
+
+    def _direction(self, grad: Tensor) -> Tensor:
+        return grad / _per_sample(grad.flatten(1).norm(dim=1).clamp_min(1e-12), grad)
+
+    def _project(self, x: Tensor, x0: Tensor, eps: float) -> Tensor:
+        delta = x - x0
+        norms = delta.flatten(1).norm(dim=1)
+        factor = torch.where(norms > eps, eps / norms.clamp_min(1e-12), torch.ones_like(norms))
+        return x0 + delta * _per_sample(factor, delta)
+
+
+@register_attack("apgd-ce")
+@dataclass(frozen=True, kw_only=True)
+class APGDCE(_LinfBall, AutoPGD):
+    """APGD on the cross-entropy loss under an L-inf budget (AutoAttack's first attack)."""
+
+    norm = "linf"
+
+
+@register_attack("apgd-ce-l2")
+@dataclass(frozen=True, kw_only=True)
+class APGDCEL2(_L2Ball, AutoPGD):
+    """APGD on the cross-entropy loss under an L2 budget."""
+
+    norm = "l2"
+
+
+@register_attack("apgd-dlr")
+@dataclass(frozen=True, kw_only=True)
+class APGDDLR(_LinfBall, AutoPGD):
+    """APGD on the DLR loss under an L-inf budget: invariant to the scale of the logits, so a
+    model that saturates its softmax (a flat CE gradient) cannot hide behind it."""
+
+    norm = "linf"
+    loss = "dlr"
+
+
+@register_attack("apgd-dlr-l2")
+@dataclass(frozen=True, kw_only=True)
+class APGDDLRL2(_L2Ball, AutoPGD):
+    """APGD on the DLR loss under an L2 budget."""
+
+    norm = "l2"
+    loss = "dlr"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutoPGDTargeted(AutoPGD):
+    """APGD-T: one run of the targeted DLR loss towards each of the ``num_targets`` classes with
+    the highest clean logits after the label, each on the points the earlier ones left unbroken.
+
+    Any misclassification counts as success: the targets only vary the directions searched (a
+    targeted loss often finds a way out where the untargeted one stalls). With ``targets=``, one
+    targeted run whose success is reaching the target.
+    """
+
+    loss = "dlr"
+    num_targets: int = 9  # all the other classes of a 10-class model, as in AutoAttack
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_targets < 1:
+            raise RobustkitError("num_targets must be >= 1")
+
+    def _aims(
+        self, clean: Tensor, labels: Tensor, targets: Tensor | None
+    ) -> Iterator[Tensor | None]:
+        """The caller's targets, else the top classes by clean logit, excluding the label."""
+        self._check_classes(clean.shape[1], targeted=True)
+        if targets is not None:
+            yield targets
+            return
+        count = min(self.num_targets, clean.shape[1] - 1)
+        ranked = clean.scatter(1, labels[:, None], float("-inf")).topk(count, dim=1).indices
+        for column in range(count):
+            yield ranked[:, column]
+
+
+@register_attack("apgd-t")
+@dataclass(frozen=True, kw_only=True)
+class APGDT(_LinfBall, AutoPGDTargeted):
+    """APGD-T under an L-inf budget (AutoAttack's third attack)."""
+
+    norm = "linf"
+
+
+@register_attack("apgd-t-l2")
+@dataclass(frozen=True, kw_only=True)
+class APGDTL2(_L2Ball, AutoPGDTargeted):
+    """APGD-T under an L2 budget."""
+
+    norm = "l2"

@@ -1,0 +1,256 @@
+"""Targeted Fast Adaptive Boundary attack, FAB-T (Croce & Hein, ICML 2020, "Minimally distorted
+adversarial examples with a fast adaptive boundary attack"), as AutoAttack runs it.
+
+FAB looks for the smallest adversarial rather than any adversarial within a budget: it linearises
+the decision boundary between the label and a target class, jumps to the projection of both the
+current iterate and the original input onto that hyperplane (within the pixel box), biases the
+step towards the original, and after each success steps back towards the original to shrink the
+perturbation. The targeted version runs once per runner-up class, which needs one gradient per
+step instead of one per class.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from robustkit.attacks.base import Attack, AttackResult, is_adversarial, perturbation_norm
+from robustkit.attacks.pgd import _per_sample
+from robustkit.attacks.registry import register_attack
+from robustkit.errors import RobustkitError
+from robustkit.models.wrapper import BOUNDS
+
+
+@dataclass(frozen=True, kw_only=True)
+class _FABTargeted(Attack):
+    """FAB-T: per target class (the ``num_targets`` highest clean logits other than the label),
+    ``restarts`` runs of ``steps`` boundary-projection steps; the first run starts at the input,
+    later ones at a random point of the eps/2-sphere.
+
+    Within a run every point keeps shrinking its best adversarial; a point whose best lies within
+    eps takes no further target runs or restarts. Success is misclassification (a target only
+    steers the search, and the boundary linearised is label against target, as in AutoAttack).
+    With the caller's ``targets`` success is reaching them, and the boundary linearised is the
+    target's against the strongest other class at the current iterate.
+    """
+
+    iterative: ClassVar[bool] = True
+    minimum_norm: ClassVar[bool] = True
+    steps: int = 100
+    restarts: int = 1
+    num_targets: int = 9
+    alpha_max: float = 0.1  # largest weight of the step from the original input
+    eta: float = 1.05  # overshoot past the linearised boundary
+    beta: float = 0.9  # backward step towards the original after a success
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.restarts < 1 or self.num_targets < 1:
+            raise RobustkitError("steps, restarts and num_targets must be >= 1")
+        if not 0.0 <= self.alpha_max <= 1.0:
+            raise RobustkitError(f"alpha_max must lie in [0, 1], got {self.alpha_max:g}")
+        if self.eta < 1.0:
+            raise RobustkitError(f"eta must be >= 1 (overshoot), got {self.eta:g}")
+        if not 0.0 < self.beta < 1.0:
+            raise RobustkitError(f"beta must lie in (0, 1), got {self.beta:g}")
+
+    @abstractmethod
+    def _rate(self, weight: Tensor) -> Tensor:
+        """Per coordinate, how far it moves per unit of the norm budget along the minimal-norm
+        projection direction, given |w| of the hyperplane: 1 (L-inf) or |w_i| (L2)."""
+
+    @abstractmethod
+    def _random_direction(self, like: Tensor) -> Tensor:
+        """Random perturbations of unit norm, one per sample."""
+
+    def _run(
+        self,
+        model: nn.Module,
+        inputs: Tensor,
+        labels: Tensor,
+        *,
+        eps: float,
+        targets: Tensor | None,
+    ) -> AttackResult:
+        with torch.no_grad():
+            logits = model(inputs)
+        radius = torch.full((len(inputs),), torch.inf, device=inputs.device)
+        radius[is_adversarial(logits, labels, targets)] = 0.0
+        best_x = inputs.clone()
+        if eps > 0:
+            for goal in self._target_classes(logits, labels, targets):
+                for restart in range(self.restarts):
+                    todo = (radius > eps).nonzero().squeeze(1)
+                    if todo.numel() == 0:
+                        break
+                    found, norms = self._single_run(
+                        model,
+                        inputs[todo],
+                        labels[todo],
+                        goal[todo],
+                        None if targets is None else targets[todo],
+                        eps=eps,
+                        random_start=restart > 0,
+                    )
+                    better = norms < radius[todo]
+                    radius[todo[better]] = norms[better]
+                    best_x[todo[better]] = found[better]
+        return _minimum_norm_result(model, inputs, labels, targets, best_x, radius, eps)
+
+    def _target_classes(
+        self, logits: Tensor, labels: Tensor, targets: Tensor | None
+    ) -> list[Tensor]:
+        """The caller's targets, else the runner-up classes by clean logit, best first."""
+        if targets is not None:
+            return [targets]
+        count = min(self.num_targets, logits.shape[1] - 1)
+        ranked = logits.scatter(1, labels[:, None], float("-inf")).argsort(dim=1, descending=True)
+        return list(ranked[:, :count].unbind(dim=1))
+
+    def _single_run(
+        self,
+        model: nn.Module,
+        x0: Tensor,
+        labels: Tensor,
+        goal: Tensor,
+        targets: Tensor | None,
+        *,
+        eps: float,
+        random_start: bool,
+    ) -> tuple[Tensor, Tensor]:
+        """One FAB run towards ``goal``: per point its smallest adversarial and that norm (inf
+        and the input where none was found)."""
+        low, high = BOUNDS
+        best = torch.full((len(x0),), torch.inf, device=x0.device)
+        best_x = x0.clone()
+        x = x0.clone()
+        if random_start:
+            x = (x0 + 0.5 * eps * self._random_direction(x0)).clamp(low, high)
+        rows = torch.arange(len(x0), device=x0.device)
+        for _ in range(self.steps):
+            x.requires_grad_(True)
+            with torch.enable_grad():
+                logits = model(x)
+                rival = labels if targets is None else _strongest_other(logits.detach(), goal)
+                gap = logits[rows, goal] - logits[rows, rival]
+                grad = torch.autograd.grad(gap.sum(), x)[0]
+            x = x.detach()
+            with torch.no_grad():
+                x = self._biased_step(x, x0, gap.detach(), grad)
+                adv = is_adversarial(model(x), labels, targets)
+                norms = perturbation_norm(x - x0, self.norm)
+                improved = adv & (norms < best)
+                best = torch.where(improved, norms, best)
+                best_x[improved] = x[improved]
+                shrunk = x0 + self.beta * (x - x0)
+                x = torch.where(_per_sample(adv, x), shrunk, x)
+        return best_x, best
+
+    def _biased_step(self, x: Tensor, x0: Tensor, gap: Tensor, grad: Tensor) -> Tensor:
+        """Project the iterate and the original onto the linearised boundary gap(z) = 0 (within
+        the box), overshoot by eta, and mix the two with a weight of at most alpha_max on the
+        original's projection."""
+        weight = grad.flatten(1)
+        shift = (weight * (x - x0).flatten(1)).sum(dim=1)
+        to_plane = self._project(x.flatten(1), weight, -gap).view_as(x)
+        from_origin = self._project(x0.flatten(1), weight, shift - gap).view_as(x)
+        near = perturbation_norm(to_plane, self.norm).clamp_min(1e-8)
+        far = perturbation_norm(from_origin, self.norm).clamp_min(1e-8)
+        alpha = _per_sample((near / (near + far)).clamp(0.0, self.alpha_max), x)
+        moved = (1 - alpha) * (x + self.eta * to_plane) + alpha * (x0 + self.eta * from_origin)
+        low, high = BOUNDS
+        return moved.clamp(low, high)
+
+    def _project(self, points: Tensor, weight: Tensor, change: Tensor) -> Tensor:
+        """Per row, the smallest displacement d (in this attack's norm) with weight . d = change
+        and points + d inside the box; where the box makes that impossible, the box corner that
+        gets closest.
+
+        The minimiser moves each coordinate towards the side that helps, by rate_i x theta until
+        it meets the box; the progress this buys is increasing and piecewise linear in theta, so
+        theta is found by sorting the coordinates by where they saturate and searching the
+        cumulative progress.
+        """
+        low, high = BOUNDS
+        flip = torch.where(change < 0, -1.0, 1.0)
+        weight = weight * flip[:, None]
+        change = change * flip
+        magnitude = weight.abs()
+        room = torch.where(weight > 0, high - points, points - low).clamp_min(0.0)
+        rate = self._rate(magnitude)
+        slope = magnitude * rate  # progress per unit theta while unsaturated
+        moving = slope > 0
+        saturation = torch.where(moving, room / torch.where(moving, rate, 1.0), 0.0)
+        order = saturation.argsort(dim=1)
+        kinks = saturation.gather(1, order)
+        saturated = (magnitude * room).gather(1, order).cumsum(dim=1)
+        slopes = slope.gather(1, order)
+        unsaturated = slopes.sum(dim=1, keepdim=True) - slopes.cumsum(dim=1)
+        reach = (saturated + kinks * unsaturated).cummax(dim=1).values
+        segment = torch.searchsorted(reach, change[:, None].contiguous()).squeeze(1)
+        feasible = segment < reach.shape[1]
+        before = (segment - 1).clamp(0, reach.shape[1] - 1)[:, None]
+        first = segment == 0
+        done = torch.where(first, 0.0, saturated.gather(1, before).squeeze(1))
+        open_slope = torch.where(first, slopes.sum(dim=1), unsaturated.gather(1, before).squeeze(1))
+        theta = ((change - done) / open_slope.clamp_min(1e-30)).clamp_min(0.0)
+        step = torch.minimum(theta[:, None] * rate, room)
+        step = torch.where(feasible[:, None], step, room)
+        return weight.sign() * step
+
+
+def _strongest_other(logits: Tensor, cls: Tensor) -> Tensor:
+    return logits.scatter(1, cls[:, None], float("-inf")).argmax(dim=1)
+
+
+def _minimum_norm_result(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    targets: Tensor | None,
+    best_x: Tensor,
+    radius: Tensor,
+    eps: float,
+) -> AttackResult:
+    """Return the smallest adversarial where it lies within eps, else the input; score what is
+    returned, so success, adv_pred and radius all describe x_adv."""
+    within = radius <= eps
+    x_adv = torch.where(_per_sample(within, inputs), best_x, inputs)
+    with torch.no_grad():
+        logits = model(x_adv)
+    success = is_adversarial(logits, labels, targets) & within
+    radius = torch.where(success, radius, torch.inf)
+    return AttackResult(x_adv=x_adv, success=success, adv_pred=logits.argmax(dim=1), radius=radius)
+
+
+@register_attack("fab-t")
+@dataclass(frozen=True, kw_only=True)
+class FABTargetedLinf(_FABTargeted):
+    """FAB-T under L-inf, AutoAttack's standard configuration: 9 target classes, 100 steps."""
+
+    norm = "linf"
+
+    def _rate(self, weight: Tensor) -> Tensor:
+        return torch.ones_like(weight)
+
+    def _random_direction(self, like: Tensor) -> Tensor:
+        direction = torch.empty_like(like).uniform_(-1.0, 1.0)
+        return direction / _per_sample(perturbation_norm(direction, "linf").clamp_min(1e-12), like)
+
+
+@register_attack("fab-t-l2")
+@dataclass(frozen=True, kw_only=True)
+class FABTargetedL2(_FABTargeted):
+    """FAB-T under L2: the same search with Euclidean projections onto the boundary."""
+
+    norm = "l2"
+
+    def _rate(self, weight: Tensor) -> Tensor:
+        return weight
+
+    def _random_direction(self, like: Tensor) -> Tensor:
+        direction = torch.randn_like(like)
+        return direction / _per_sample(perturbation_norm(direction, "l2").clamp_min(1e-12), like)

@@ -1,0 +1,579 @@
+"""The audit engine: a plan of attacks run over a dataset, batch by batch, for every threat.
+
+Independent attacks run alone on every correctly classified point; a suite runs as a cascade on
+the points still robust (AutoAttack's ``robust_flags``); budgets are nested (a point broken at eps
+is broken at every larger eps and never attacked again). One tidy row per sample x attack x eps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+import robustkit
+from robustkit.attacks import Attack, attack_class, pgd_from_noise, pure_noise_probe
+from robustkit.attacks.base import perturbation_norm
+from robustkit.auditing.outcome import Outcome
+from robustkit.auditing.probes import probe_model
+from robustkit.auditing.results import EXAMPLE_COLUMNS, AuditResult, Examples
+from robustkit.auditing.rows import RowStore
+from robustkit.auditing.suites import DEFAULT_SUITE, get_suite
+from robustkit.data import DatasetInfo, load_dataset, subset
+from robustkit.errors import RobustkitError
+from robustkit.models import RobustModel, check_classifier, load_model
+from robustkit.models.wrapper import device_of
+
+DEFAULT_ATTACKS = ("fgsm", "pgd-linf", "pgd-l2", "gaussian-noise")  # the diagnostics
+EPS_PROBE_SIZE = 16  # points per batch re-attacked at the next eps to catch a failing attack
+RADIUS_SLACK = 1e-6  # float tolerance when a minimum-norm radius is compared with a budget
+DEFAULT_BUDGETS: dict[str, tuple[float, ...]] = {
+    "linf": (0.1, 0.2, 0.3),
+    "l2": (1.0, 2.0, 3.0),
+    "gaussian": (0.1, 0.3, 0.5),
+}
+
+
+def build_attack(spec: str | Attack, **hyper: Any) -> Attack:
+    """An attack from a registry name; the audit's steps and restarts go to iterative attacks
+    only (FGSM stays one step)."""
+    if isinstance(spec, Attack):
+        return spec
+    cls = attack_class(spec)
+    if not cls.iterative:
+        return cls()
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in hyper.items() if k in names and v is not None})
+
+
+def resolve_model(model: str | nn.Module, device: str | torch.device | None) -> RobustModel:
+    """A RobustModel from a spec string, a RobustModel, or a bare module taking [0, 1] pixels."""
+    if isinstance(model, str):
+        return load_model(model, device=device)
+    if isinstance(model, RobustModel):
+        return model.to(device) if device is not None else model
+    return RobustModel(model, name=type(model).__name__, device=device)
+
+
+def resolve_data(
+    data: str | DatasetInfo | Dataset | tuple[Tensor, Tensor],
+    num_samples: int | None,
+    seed: int,
+) -> DatasetInfo:
+    """A DatasetInfo from a dataset name, a DatasetInfo, a Dataset or an (x, y) pair, cut to a
+    seeded subset of ``num_samples`` items when given."""
+    if isinstance(data, str):
+        return load_dataset(data, num_samples=num_samples, seed=seed)
+    info = data if isinstance(data, DatasetInfo) else _wrap_dataset(data)
+    return subset(info, num_samples, seed) if num_samples is not None else info
+
+
+def _wrap_dataset(data: Dataset | tuple[Tensor, Tensor]) -> DatasetInfo:
+    if isinstance(data, tuple):
+        x, y = data
+        if x.dim() != 4:
+            raise RobustkitError(
+                f"images must have shape (N, C, H, W), got {tuple(x.shape)}: "
+                "add the channel dimension with x.unsqueeze(1)"
+            )
+        data = TensorDataset(x, y)
+    first_x, _ = data[0]
+    return DatasetInfo(
+        dataset=data, name=type(data).__name__, classes=[], input_shape=tuple(first_x.shape)
+    )
+
+
+def batch_loader(info: DatasetInfo, batch_size: int) -> DataLoader:
+    """Fixed-order batches of the dataset."""
+    if batch_size < 1:
+        raise RobustkitError(f"batch size must be >= 1, got {batch_size}")
+    return DataLoader(info.dataset, batch_size=batch_size, shuffle=False)
+
+
+@dataclass(frozen=True)
+class Threat:
+    """How one family of attacks reaches the model: the module the attacks run on (``craft``) and
+    the one whose prediction decides success (``score``). A plain audit has one threat with both
+    the model itself; a defense audit adds oblivious, BPDA and EOT threats."""
+
+    prefix: str | None
+    craft: nn.Module
+    score: nn.Module
+    model_name: str
+    adapt: Callable[[Attack], Attack | None] = lambda attack: attack  # None: not in this family
+
+    def label(self, attack: Attack) -> str:
+        return f"{self.prefix}:{attack.name}" if self.prefix else attack.name
+
+    def attacks(self, attacks: Iterable[Attack], norm: str) -> list[Attack]:
+        """The attacks of ``norm`` this family runs, as it runs them."""
+        adapted = (self.adapt(a) for a in attacks if a.norm == norm)
+        return [a for a in adapted if a is not None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an audit runs: ``independent`` attacks each on every correctly classified point (the
+    diagnostics and the attacks picked by name), then the ``cascade`` (a suite) on the points
+    still robust, at every budget of each norm, ascending."""
+
+    independent: list[Attack]
+    cascade: list[Attack]
+    budgets: dict[str, list[float]]
+    suite: str | None = None
+
+    def jobs(self) -> int:
+        """Attack x budget units per batch and threat (for progress bars)."""
+        return sum(len(self.budgets[a.norm]) for a in [*self.independent, *self.cascade])
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [
+            {**a.describe(), "role": role}
+            for role, attacks in (("independent", self.independent), ("cascade", self.cascade))
+            for a in attacks
+        ]
+
+
+def audit(
+    model: str | nn.Module = "zoo:mnist-cnn",
+    data: str | DatasetInfo | Dataset | tuple[Tensor, Tensor] = "mnist-sample",
+    *,
+    attacks: Iterable[str | Attack] | None = None,
+    suite: str | None = None,
+    eps: Sequence[float] = DEFAULT_BUDGETS["linf"],
+    eps_l2: Sequence[float] | None = None,
+    sigmas: Sequence[float] | None = None,
+    steps: int | None = None,
+    restarts: int | None = None,
+    num_samples: int | None = None,
+    batch_size: int = 500,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    examples_per_attack: int = 4,
+    noise_probes: bool = True,
+) -> AuditResult:
+    """Attack ``model`` on the correctly classified samples of ``data`` at every budget.
+
+    With neither ``attacks`` nor ``suite``, the ``standard`` suite (AutoAttack's order) runs as a
+    cascade for the worst case, after the diagnostics FGSM, PGD and Gaussian noise, each run
+    alone. ``attacks`` alone runs just those attacks, each alone; ``suite`` adds that suite's
+    cascade. The suite covers L-inf, and L2 when ``eps_l2`` is given; ``eps_l2`` and ``sigmas``
+    default to :data:`DEFAULT_BUDGETS` for the attacks of their norm. A point broken at one eps
+    counts as broken at every larger eps of the same norm and is not attacked again. Memory is
+    bounded by ``batch_size``; the first batch also yields a few example adversarials; with
+    ``noise_probes`` the model also classifies pure noise.
+    """
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    robust_model = resolve_model(model, device)
+    info = resolve_data(data, num_samples, seed)
+    plan = plan_audit(
+        attacks, suite, steps=steps, restarts=restarts, eps=eps, eps_l2=eps_l2, sigmas=sigmas
+    )
+    loader = batch_loader(info, batch_size)
+    first_x, first_y = next(iter(loader))
+    num_classes = check_classifier(robust_model, first_x[:2].to(robust_model.device))
+    model_flags = probe_model(robust_model, first_x.to(robust_model.device), first_y)
+    threat = Threat(None, robust_model, robust_model, robust_model.name)
+    run = run_engine(
+        plan, [threat], loader, progress=progress, examples_per_attack=examples_per_attack
+    )
+    config = {
+        "model": robust_model.name,
+        "model_info": describe_model(robust_model),
+        "dataset": info.name,
+        "classes": info.classes,
+        "num_samples": run.num_samples,
+        "suite": plan.suite,
+        "evaluation": plan.suite is None or get_suite(plan.suite).evaluation,
+        "attacks": plan.describe(),
+        "budgets": plan.budgets,
+        "batch_size": batch_size,
+        "seed": seed,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": str(robust_model.device),
+        "versions": {
+            "robustkit": robustkit.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "model_checks": [dataclasses.asdict(flag) for flag in model_flags],
+        "eps_probes": run.eps_probes,
+    }
+    audit_result = AuditResult(
+        frame=run.rows.frame(), config=config, examples=stack_examples(run.examples)
+    )
+    if noise_probes:
+        audit_result.noise_grid = pure_noise_probe(
+            robust_model, info.input_shape, class_names=info.classes or None
+        )
+        audit_result.noise_targets = pgd_from_noise(robust_model, info.input_shape, num_classes)
+    config["wall_time_s"] = round(time.perf_counter() - started, 3)
+    return audit_result
+
+
+def plan_audit(
+    attacks: Iterable[str | Attack] | None,
+    suite: str | None,
+    *,
+    steps: int | None,
+    restarts: int | None,
+    eps: Sequence[float],
+    eps_l2: Sequence[float] | None,
+    sigmas: Sequence[float] | None,
+) -> Plan:
+    """The attacks to run and the budgets of each norm (ascending), checked: at least one attack,
+    and budgets for every attack's norm. The suite runs only on norms that have budgets; L2 and
+    noise budgets left at None are the defaults where an attack of their norm runs."""
+    diagnostics = attacks is None
+    if attacks is None:
+        attacks, suite = DEFAULT_ATTACKS, suite or DEFAULT_SUITE
+    independent = [build_attack(a, steps=steps, restarts=restarts) for a in attacks]
+    named = {a.norm for a in independent}
+    given = {"linf": eps, "l2": eps_l2, "gaussian": sigmas}
+    budgets: dict[str, list[float]] = {}
+    for norm, values in given.items():
+        if values is None:
+            values = DEFAULT_BUDGETS[norm] if norm in named else ()
+        if values:
+            budgets[norm] = sorted(set(map(float, values)))
+    if diagnostics:  # the default diagnostics follow the budgets given, never the reverse
+        independent = [a for a in independent if a.norm in budgets]
+    cascade = [] if suite is None else get_suite(suite).attacks(list(budgets))
+    if not independent and not cascade:
+        raise RobustkitError("give at least one attack, e.g. --attacks pgd-linf")
+    for attack in independent:
+        if attack.norm not in budgets:
+            raise RobustkitError(f"attack {attack.name!r} needs {attack.norm} budgets: none given")
+    used = {a.norm for a in [*independent, *cascade]}
+    return Plan(
+        independent=independent,
+        cascade=cascade,
+        budgets={norm: values for norm, values in budgets.items() if norm in used},
+        suite=suite,
+    )
+
+
+@dataclass
+class EngineRun:
+    """What the engine collected: the rows, example adversarials and the eps probes."""
+
+    rows: RowStore = field(default_factory=RowStore)
+    examples: list[tuple[Tensor, Tensor, dict[str, list[Any]]]] = field(default_factory=list)
+    eps_probes: list[dict[str, Any]] = field(default_factory=list)
+    num_samples: int = 0
+
+
+def run_engine(
+    plan: Plan,
+    threats: Sequence[Threat],
+    loader: DataLoader,
+    *,
+    progress: bool = False,
+    examples_per_attack: int = 4,
+) -> EngineRun:
+    """Run the plan on every batch of ``loader`` for every threat."""
+    run = EngineRun()
+    device = device_of(threats[0].score)
+    with progress_bar(progress) as bar:
+        task = bar.add_task("attacking", total=plan.jobs() * len(threats) * len(loader))
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            batch = _Batch(x, y, run.num_samples, run, bar, task, examples_per_attack)
+            for threat in threats:
+                batch.attack(plan, threat)
+            run.num_samples += len(y)
+    return run
+
+
+@dataclass(frozen=True)
+class _Found:
+    """An attack's verdict on the points it ran on, scored on the threat's scoring model."""
+
+    success: Tensor
+    adv_pred: Tensor
+    delta: Tensor
+    radius: Tensor | None
+
+
+@dataclass
+class _Batch:
+    """One batch of inputs going through the plan."""
+
+    x: Tensor
+    y: Tensor
+    offset: int
+    run: EngineRun
+    bar: Progress
+    task: TaskID
+    examples_per_attack: int
+
+    def attack(self, plan: Plan, threat: Threat) -> None:
+        clean_pred = _predict(threat.score, self.x)
+        correct = clean_pred == self.y
+        for norm, budgets in plan.budgets.items():
+            found: dict[float, Outcome] = {eps: Outcome.unattacked(clean_pred) for eps in budgets}
+            for attack in threat.attacks(plan.independent, norm):
+                for eps, outcome in self._sweep(threat, attack, budgets, clean_pred, correct):
+                    self._emit(threat, threat.label(attack), norm, eps, clean_pred, outcome)
+                    found[eps].absorb(outcome)
+            cascade = threat.attacks(plan.cascade, norm)
+            if cascade:
+                self._cascade(threat, cascade, norm, budgets, clean_pred, correct, found)
+
+    def _sweep(
+        self,
+        threat: Threat,
+        attack: Attack,
+        budgets: list[float],
+        clean_pred: Tensor,
+        correct: Tensor,
+    ) -> Iterator[tuple[float, Outcome]]:
+        """One attack alone over ascending budgets: a point broken at one eps stays broken at the
+        larger ones (its adversarial lies in their balls) and is not attacked again."""
+        if attack.minimum_norm:
+            yield from self._minimum_norm(threat, attack, budgets, clean_pred, correct)
+            return
+        outcome = Outcome.unattacked(clean_pred)
+        previous: float | None = None
+        for eps in budgets:
+            if previous is not None and attack.norm != "gaussian":
+                self._probe_larger_eps(threat, attack, outcome, previous, eps)
+            self._run(threat, attack, eps, correct & ~outcome.broken, outcome, threat.label(attack))
+            previous = eps
+            yield eps, outcome.copy()
+
+    def _minimum_norm(
+        self,
+        threat: Threat,
+        attack: Attack,
+        budgets: list[float],
+        clean_pred: Tensor,
+        correct: Tensor,
+    ) -> Iterator[tuple[float, Outcome]]:
+        """A minimum-norm attack runs once, capped at the largest budget; each sample's radius
+        (its smallest adversarial's norm) decides every smaller budget."""
+        label = threat.label(attack)
+        indices = correct.nonzero().squeeze(1)
+        radius = torch.where(correct, float("inf"), 0.0).to(self.x)
+        found = None
+        if indices.numel():
+            found = self._attack(threat, attack, budgets[-1], indices, label)
+            sizes = perturbation_norm(found.delta, attack.norm)
+            radius[indices] = torch.where(found.success, sizes, float("inf"))
+        for eps in budgets:
+            outcome = Outcome.unattacked(clean_pred)
+            if found is not None:
+                within = radius[indices] <= eps + RADIUS_SLACK
+                outcome.record(
+                    indices, within, found.adv_pred, found.delta, attack=label, norm=attack.norm
+                )
+            outcome.radius = radius
+            self.bar.advance(self.task)
+            yield eps, outcome
+
+    def _cascade(
+        self,
+        threat: Threat,
+        cascade: list[Attack],
+        norm: str,
+        budgets: list[float],
+        clean_pred: Tensor,
+        correct: Tensor,
+        found: dict[float, Outcome],
+    ) -> None:
+        """The suite in order, each attack only on the points still robust after the attacks
+        before it, at this eps and every smaller one; the rows are cumulative."""
+        state = Outcome.unattacked(clean_pred)
+        for eps in budgets:
+            state.absorb(found[eps])
+            for attack in cascade:
+                self._run(threat, attack, eps, correct & ~state.broken, state, threat.label(attack))
+                self._emit(threat, threat.label(attack), norm, eps, clean_pred, state)
+
+    def _run(
+        self,
+        threat: Threat,
+        attack: Attack,
+        eps: float,
+        todo: Tensor,
+        outcome: Outcome,
+        label: str,
+    ) -> None:
+        """Run ``attack`` on the ``todo`` points and record the ones it breaks in ``outcome``."""
+        indices = todo.nonzero().squeeze(1)
+        if indices.numel():
+            found = self._attack(threat, attack, eps, indices, label)
+            outcome.record(
+                indices, found.success, found.adv_pred, found.delta, attack=label, norm=attack.norm
+            )
+        self.bar.advance(self.task)
+
+    def _attack(
+        self, threat: Threat, attack: Attack, eps: float, indices: Tensor, label: str
+    ) -> _Found:
+        """The attack on the points ``indices``, scored on the threat's scoring model (the first
+        batch keeps a few examples of what it broke)."""
+        self.bar.update(self.task, description=f"{label} eps={eps:g}")
+        x, y = self.x[indices], self.y[indices]
+        result = attack(threat.craft, x, y, eps=eps)
+        adv_pred = result.adv_pred
+        if threat.score is not threat.craft:
+            adv_pred = _predict(threat.score, result.x_adv)
+        found = _Found(
+            success=adv_pred != y,
+            adv_pred=adv_pred,
+            delta=result.x_adv - x,
+            radius=result.radius,
+        )
+        if self.offset == 0 and self.examples_per_attack > 0 and threat.prefix in (None, "bpda"):
+            self.run.examples.append(
+                _pick_examples(
+                    threat.score,
+                    label,
+                    eps,
+                    indices + self.offset,
+                    x,
+                    y,
+                    result.x_adv,
+                    found,
+                    self.examples_per_attack,
+                )
+            )
+        return found
+
+    def _probe_larger_eps(
+        self, threat: Threat, attack: Attack, outcome: Outcome, smaller: float, larger: float
+    ) -> None:
+        """Re-attack a few points broken at ``smaller`` at ``larger``: a working attack breaks
+        them again. Failures mean its accuracy would rise with eps (a failing attack)."""
+        broken = (outcome.broken & (outcome.perturbation <= smaller + 1e-6)).nonzero().squeeze(1)
+        probe = broken[:EPS_PROBE_SIZE]
+        if probe.numel() == 0:
+            return
+        result = attack(threat.craft, self.x[probe], self.y[probe], eps=larger)
+        pred = result.adv_pred
+        if threat.score is not threat.craft:
+            pred = _predict(threat.score, result.x_adv)
+        self.run.eps_probes.append(
+            {
+                "model": threat.model_name,
+                "attack": threat.label(attack),
+                "norm": attack.norm,
+                "eps_from": smaller,
+                "eps_to": larger,
+                "probed": int(probe.numel()),
+                "failed": int((pred == self.y[probe]).sum()),
+            }
+        )
+
+    def _emit(
+        self,
+        threat: Threat,
+        label: str,
+        norm: str,
+        eps: float,
+        clean_pred: Tensor,
+        outcome: Outcome,
+    ) -> None:
+        self.run.rows.add(
+            model=threat.model_name,
+            attack=label,
+            norm=norm,
+            eps=eps,
+            first_sample=self.offset,
+            labels=self.y,
+            clean_pred=clean_pred,
+            outcome=outcome,
+        )
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: Tensor) -> Tensor:
+    """One forward pass's predicted classes."""
+    return model(x).argmax(dim=1)
+
+
+def describe_model(model: RobustModel) -> dict[str, Any]:
+    """What a report header says about a model."""
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "input_shape": list(model.input_shape) if model.input_shape else None,
+        "mean": None if model.mean is None else model.mean.flatten().tolist(),
+        "std": None if model.std is None else model.std.flatten().tolist(),
+    }
+
+
+def _pick_examples(
+    model: nn.Module,
+    attack: str,
+    eps: float,
+    samples: Tensor,
+    x: Tensor,
+    y: Tensor,
+    x_adv: Tensor,
+    found: _Found,
+    limit: int,
+) -> tuple[Tensor, Tensor, dict[str, list[Any]]]:
+    """The first ``limit`` successful adversarials of one attack, with confidences."""
+    chosen = found.success.nonzero().squeeze(1)[:limit]
+    clean, adversarial = x[chosen], x_adv[chosen]
+    with torch.no_grad():
+        clean_conf = model(clean).softmax(dim=1).amax(dim=1)
+        adv_conf = model(adversarial).softmax(dim=1).amax(dim=1)
+    n = len(chosen)
+    meta = {
+        "attack": [attack] * n,
+        "eps": [eps] * n,
+        "sample": samples[chosen].tolist(),
+        "label": y[chosen].tolist(),
+        "clean_pred": y[chosen].tolist(),
+        "adv_pred": found.adv_pred[chosen].tolist(),
+        "clean_confidence": clean_conf.tolist(),
+        "adv_confidence": adv_conf.tolist(),
+    }
+    return clean.cpu(), adversarial.cpu(), meta
+
+
+def stack_examples(picked: list[tuple[Tensor, Tensor, dict[str, list[Any]]]]) -> Examples | None:
+    if not picked or not any(len(clean) for clean, _, _ in picked):
+        return None
+    frame = pd.concat([pd.DataFrame(meta) for _, _, meta in picked], ignore_index=True)
+    return Examples(
+        clean=torch.cat([clean for clean, _, _ in picked]),
+        adversarial=torch.cat([adv for _, adv, _ in picked]),
+        frame=frame[EXAMPLE_COLUMNS],
+    )
+
+
+def progress_bar(enabled: bool) -> Progress:
+    """A Rich progress bar on stderr, shown only when asked and stderr is a terminal."""
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not (enabled and console.is_terminal),
+        transient=True,
+    )

@@ -1,0 +1,103 @@
+"""Named attack suites: the attacks an audit runs as a cascade for its worst case.
+
+``standard`` is AutoAttack's standard order (Croce & Hein 2020): APGD-CE, APGD-T (targeted DLR,
+9 targets), FAB-T (9 targets) and the gradient-free Square attack. Its budgets were chosen by
+measurement (``benchmarks/vs_autoattack.py``): 100 APGD-CE steps, where the CE attack is cheap
+and breaks most points, then 20 steps per target for APGD-T, 10 for FAB-T (both as torchattacks'
+AutoAttack runs them) and 1,000 Square queries on the points still robust -- no weaker than
+torchattacks' AutoAttack on the bundled models, at half its cost. ``plus`` runs the reference
+budgets of the original AutoAttack (100 steps everywhere, 5,000 Square queries) and adds restarts
+and untargeted APGD-DLR; ``quick`` is a smoke check for CI that is not an evaluation.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from robustkit.attacks import Attack, create_attack
+from robustkit.errors import RobustkitError
+
+AttackSpec = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Attack specs per norm, in cascade order; ``evaluation`` is False for smoke checks."""
+
+    name: str
+    linf: tuple[AttackSpec, ...]
+    l2: tuple[AttackSpec, ...]
+    description: str
+    evaluation: bool = True
+
+    def attacks(self, norms: Sequence[str]) -> list[Attack]:
+        """The suite's attacks for the given norms (L-inf first), freshly built."""
+        specs = {"linf": self.linf, "l2": self.l2}
+        return [
+            create_attack(name, **kwargs)
+            for norm in ("linf", "l2")
+            if norm in norms
+            for name, kwargs in specs[norm]
+        ]
+
+
+def _l2(specs: tuple[AttackSpec, ...]) -> tuple[AttackSpec, ...]:
+    """The same specs under the L2 names (``-l2``)."""
+    return tuple((f"{name}-l2", kwargs) for name, kwargs in specs)
+
+
+_STANDARD: tuple[AttackSpec, ...] = (
+    ("apgd-ce", {"steps": 100}),
+    ("apgd-t", {"steps": 20, "num_targets": 9}),
+    ("fab-t", {"steps": 10, "num_targets": 9}),
+    ("square", {"queries": 1000}),
+)
+_PLUS: tuple[AttackSpec, ...] = (
+    ("apgd-ce", {"steps": 100, "restarts": 5}),
+    ("apgd-t", {"steps": 100, "num_targets": 9}),
+    ("fab-t", {"steps": 100, "num_targets": 9}),
+    ("square", {"queries": 5000, "restarts": 2}),
+    ("apgd-dlr", {"steps": 100, "restarts": 5}),
+)
+_QUICK: tuple[AttackSpec, ...] = (
+    ("apgd-ce", {"steps": 20}),
+    ("apgd-t", {"steps": 20, "num_targets": 3}),
+)
+
+SUITES: dict[str, Suite] = {
+    "quick": Suite(
+        "quick",
+        _QUICK,
+        _l2(_QUICK),
+        "APGD-CE and APGD-T (3 targets), 20 steps: a smoke check, not an evaluation",
+        evaluation=False,
+    ),
+    "standard": Suite(
+        "standard",
+        _STANDARD,
+        _l2(_STANDARD),
+        "AutoAttack's standard order: APGD-CE, APGD-T, FAB-T, Square",
+    ),
+    "plus": Suite(
+        "plus",
+        _PLUS,
+        _l2(_PLUS),
+        "AutoAttack's reference budgets, restarts, untargeted APGD-DLR and a longer Square",
+    ),
+}
+DEFAULT_SUITE = "standard"
+
+
+def get_suite(name: str) -> Suite:
+    """The suite called ``name``; an unknown name gets a did-you-mean error."""
+    try:
+        return SUITES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, SUITES, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise RobustkitError(
+            f"unknown suite {name!r}: {hint}available: {', '.join(SUITES)}"
+        ) from None
