@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from robustkit.attacks import Attack
-from robustkit.auditing.engine import build_attack
+from robustkit.auditing.inputs import build_attack
 from robustkit.auditing.results import ensure_writable_dir
 from robustkit.data import DatasetInfo
 from robustkit.errors import RobustkitError

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from robustkit.auditing.results import SUMMARY_COLUMNS, WORST_CASE
-from robustkit.cli import app
+from robustkit.cli import DEFAULT_NUM_SAMPLES, app
 
 runner = CliRunner()
 FAST = ["--num-samples", "20", "--steps", "5", "--eps", "0.3", "--eps-l2", "2", "--sigmas", "0.3"]
@@ -38,7 +38,7 @@ def test_default_audit_writes_results_summary_and_run_json(tmp_path, monkeypatch
     assert result.exit_code == 0, result.output
     out = tmp_path / "robustkit-results"
     rows = pd.read_csv(out / "results.csv")
-    assert rows["sample"].nunique() == 1000
+    assert rows["sample"].nunique() == DEFAULT_NUM_SAMPLES
     diagnostics = {"fgsm", "pgd-linf", "gaussian-noise"}
     suite = {"apgd-ce", "apgd-t", "fab-t", "square"}  # the standard suite, L-inf only by default
     assert set(rows["attack"]) == diagnostics | suite | {WORST_CASE}

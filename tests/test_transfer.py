@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from typer.testing import CliRunner
 
 from robustkit.attacks import FGSM, MIFGSM, PGDLinf
-from robustkit.auditing.engine import build_attack
+from robustkit.auditing.inputs import build_attack
 from robustkit.cli import app
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import pandas as pd
 import torch
 from rich.console import Console
 from rich.progress import (
@@ -27,85 +26,25 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
 import robustkit
-from robustkit.attacks import Attack, attack_class, pgd_from_noise, pure_noise_probe
+from robustkit.attacks import Attack, pgd_from_noise, pure_noise_probe
 from robustkit.attacks.base import perturbation_norm
+from robustkit.auditing.examples import Picked, pick_examples, stack_examples
+from robustkit.auditing.inputs import batch_loader, describe_model, resolve_data, resolve_model
 from robustkit.auditing.outcome import Outcome
+from robustkit.auditing.plan import DEFAULT_BUDGETS, Plan, plan_audit
 from robustkit.auditing.probes import probe_model
-from robustkit.auditing.results import EXAMPLE_COLUMNS, AuditResult, Examples
+from robustkit.auditing.results import AuditResult
 from robustkit.auditing.rows import RowStore
-from robustkit.auditing.suites import DEFAULT_SUITE, get_suite
-from robustkit.data import DatasetInfo, load_dataset, subset
-from robustkit.errors import RobustkitError
-from robustkit.models import RobustModel, check_classifier, load_model
+from robustkit.auditing.suites import get_suite
+from robustkit.data import DatasetInfo
+from robustkit.models import check_classifier
 from robustkit.models.wrapper import device_of
 
-DEFAULT_ATTACKS = ("fgsm", "pgd-linf", "pgd-l2", "gaussian-noise")  # the diagnostics
 EPS_PROBE_SIZE = 16  # points per batch re-attacked at the next eps to catch a failing attack
 RADIUS_SLACK = 1e-6  # float tolerance when a minimum-norm radius is compared with a budget
-DEFAULT_BUDGETS: dict[str, tuple[float, ...]] = {
-    "linf": (0.1, 0.2, 0.3),
-    "l2": (1.0, 2.0, 3.0),
-    "gaussian": (0.1, 0.3, 0.5),
-}
-
-
-def build_attack(spec: str | Attack, **hyper: Any) -> Attack:
-    """An attack from a registry name; the audit's steps and restarts go to iterative attacks
-    only (FGSM stays one step)."""
-    if isinstance(spec, Attack):
-        return spec
-    cls = attack_class(spec)
-    if not cls.iterative:
-        return cls()
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in hyper.items() if k in names and v is not None})
-
-
-def resolve_model(model: str | nn.Module, device: str | torch.device | None) -> RobustModel:
-    """A RobustModel from a spec string, a RobustModel, or a bare module taking [0, 1] pixels."""
-    if isinstance(model, str):
-        return load_model(model, device=device)
-    if isinstance(model, RobustModel):
-        return model.to(device) if device is not None else model
-    return RobustModel(model, name=type(model).__name__, device=device)
-
-
-def resolve_data(
-    data: str | DatasetInfo | Dataset | tuple[Tensor, Tensor],
-    num_samples: int | None,
-    seed: int,
-) -> DatasetInfo:
-    """A DatasetInfo from a dataset name, a DatasetInfo, a Dataset or an (x, y) pair, cut to a
-    seeded subset of ``num_samples`` items when given."""
-    if isinstance(data, str):
-        return load_dataset(data, num_samples=num_samples, seed=seed)
-    info = data if isinstance(data, DatasetInfo) else _wrap_dataset(data)
-    return subset(info, num_samples, seed) if num_samples is not None else info
-
-
-def _wrap_dataset(data: Dataset | tuple[Tensor, Tensor]) -> DatasetInfo:
-    if isinstance(data, tuple):
-        x, y = data
-        if x.dim() != 4:
-            raise RobustkitError(
-                f"images must have shape (N, C, H, W), got {tuple(x.shape)}: "
-                "add the channel dimension with x.unsqueeze(1)"
-            )
-        data = TensorDataset(x, y)
-    first_x, _ = data[0]
-    return DatasetInfo(
-        dataset=data, name=type(data).__name__, classes=[], input_shape=tuple(first_x.shape)
-    )
-
-
-def batch_loader(info: DatasetInfo, batch_size: int) -> DataLoader:
-    """Fixed-order batches of the dataset."""
-    if batch_size < 1:
-        raise RobustkitError(f"batch size must be >= 1, got {batch_size}")
-    return DataLoader(info.dataset, batch_size=batch_size, shuffle=False)
 
 
 @dataclass(frozen=True)
@@ -127,29 +66,6 @@ class Threat:
         """The attacks of ``norm`` this family runs, as it runs them."""
         adapted = (self.adapt(a) for a in attacks if a.norm == norm)
         return [a for a in adapted if a is not None]
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What an audit runs: ``independent`` attacks each on every correctly classified point (the
-    diagnostics and the attacks picked by name), then the ``cascade`` (a suite) on the points
-    still robust, at every budget of each norm, ascending."""
-
-    independent: list[Attack]
-    cascade: list[Attack]
-    budgets: dict[str, list[float]]
-    suite: str | None = None
-
-    def jobs(self) -> int:
-        """Attack x budget units per batch and threat (for progress bars)."""
-        return sum(len(self.budgets[a.norm]) for a in [*self.independent, *self.cascade])
-
-    def describe(self) -> list[dict[str, Any]]:
-        return [
-            {**a.describe(), "role": role}
-            for role, attacks in (("independent", self.independent), ("cascade", self.cascade))
-            for a in attacks
-        ]
 
 
 def audit(
@@ -231,54 +147,12 @@ def audit(
     return audit_result
 
 
-def plan_audit(
-    attacks: Iterable[str | Attack] | None,
-    suite: str | None,
-    *,
-    steps: int | None,
-    restarts: int | None,
-    eps: Sequence[float],
-    eps_l2: Sequence[float] | None,
-    sigmas: Sequence[float] | None,
-) -> Plan:
-    """The attacks to run and the budgets of each norm (ascending), checked: at least one attack,
-    and budgets for every attack's norm. The suite runs only on norms that have budgets; L2 and
-    noise budgets left at None are the defaults where an attack of their norm runs."""
-    diagnostics = attacks is None
-    if attacks is None:
-        attacks, suite = DEFAULT_ATTACKS, suite or DEFAULT_SUITE
-    independent = [build_attack(a, steps=steps, restarts=restarts) for a in attacks]
-    named = {a.norm for a in independent}
-    given = {"linf": eps, "l2": eps_l2, "gaussian": sigmas}
-    budgets: dict[str, list[float]] = {}
-    for norm, values in given.items():
-        if values is None:
-            values = DEFAULT_BUDGETS[norm] if norm in named else ()
-        if values:
-            budgets[norm] = sorted(set(map(float, values)))
-    if diagnostics:  # the default diagnostics follow the budgets given, never the reverse
-        independent = [a for a in independent if a.norm in budgets]
-    cascade = [] if suite is None else get_suite(suite).attacks(list(budgets))
-    if not independent and not cascade:
-        raise RobustkitError("give at least one attack, e.g. --attacks pgd-linf")
-    for attack in independent:
-        if attack.norm not in budgets:
-            raise RobustkitError(f"attack {attack.name!r} needs {attack.norm} budgets: none given")
-    used = {a.norm for a in [*independent, *cascade]}
-    return Plan(
-        independent=independent,
-        cascade=cascade,
-        budgets={norm: values for norm, values in budgets.items() if norm in used},
-        suite=suite,
-    )
-
-
 @dataclass
 class EngineRun:
     """What the engine collected: the rows, example adversarials and the eps probes."""
 
     rows: RowStore = field(default_factory=RowStore)
-    examples: list[tuple[Tensor, Tensor, dict[str, list[Any]]]] = field(default_factory=list)
+    examples: list[Picked] = field(default_factory=list)
     eps_probes: list[dict[str, Any]] = field(default_factory=list)
     num_samples: int = 0
 
@@ -447,7 +321,7 @@ class _Batch:
         )
         if self.offset == 0 and self.examples_per_attack > 0 and threat.prefix in (None, "bpda"):
             self.run.examples.append(
-                _pick_examples(
+                pick_examples(
                     threat.score,
                     label,
                     eps,
@@ -455,7 +329,8 @@ class _Batch:
                     x,
                     y,
                     result.x_adv,
-                    found,
+                    found.adv_pred,
+                    found.success,
                     self.examples_per_attack,
                 )
             )
@@ -511,58 +386,6 @@ class _Batch:
 def _predict(model: nn.Module, x: Tensor) -> Tensor:
     """One forward pass's predicted classes."""
     return model(x).argmax(dim=1)
-
-
-def describe_model(model: RobustModel) -> dict[str, Any]:
-    """What a report header says about a model."""
-    return {
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "input_shape": list(model.input_shape) if model.input_shape else None,
-        "mean": None if model.mean is None else model.mean.flatten().tolist(),
-        "std": None if model.std is None else model.std.flatten().tolist(),
-    }
-
-
-def _pick_examples(
-    model: nn.Module,
-    attack: str,
-    eps: float,
-    samples: Tensor,
-    x: Tensor,
-    y: Tensor,
-    x_adv: Tensor,
-    found: _Found,
-    limit: int,
-) -> tuple[Tensor, Tensor, dict[str, list[Any]]]:
-    """The first ``limit`` successful adversarials of one attack, with confidences."""
-    chosen = found.success.nonzero().squeeze(1)[:limit]
-    clean, adversarial = x[chosen], x_adv[chosen]
-    with torch.no_grad():
-        clean_conf = model(clean).softmax(dim=1).amax(dim=1)
-        adv_conf = model(adversarial).softmax(dim=1).amax(dim=1)
-    n = len(chosen)
-    meta = {
-        "attack": [attack] * n,
-        "eps": [eps] * n,
-        "sample": samples[chosen].tolist(),
-        "label": y[chosen].tolist(),
-        "clean_pred": y[chosen].tolist(),
-        "adv_pred": found.adv_pred[chosen].tolist(),
-        "clean_confidence": clean_conf.tolist(),
-        "adv_confidence": adv_conf.tolist(),
-    }
-    return clean.cpu(), adversarial.cpu(), meta
-
-
-def stack_examples(picked: list[tuple[Tensor, Tensor, dict[str, list[Any]]]]) -> Examples | None:
-    if not picked or not any(len(clean) for clean, _, _ in picked):
-        return None
-    frame = pd.concat([pd.DataFrame(meta) for _, _, meta in picked], ignore_index=True)
-    return Examples(
-        clean=torch.cat([clean for clean, _, _ in picked]),
-        adversarial=torch.cat([adv for _, adv, _ in picked]),
-        frame=frame[EXAMPLE_COLUMNS],
-    )
 
 
 def progress_bar(enabled: bool) -> Progress:

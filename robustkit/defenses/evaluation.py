@@ -17,15 +17,10 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from robustkit.attacks import Attack
-from robustkit.auditing.engine import (
-    Threat,
-    batch_loader,
-    plan_audit,
-    resolve_data,
-    resolve_model,
-    run_engine,
-    stack_examples,
-)
+from robustkit.auditing.engine import Threat, run_engine
+from robustkit.auditing.examples import stack_examples
+from robustkit.auditing.inputs import batch_loader, resolve_data, resolve_model
+from robustkit.auditing.plan import plan_audit
 from robustkit.auditing.probes import probe_model
 from robustkit.auditing.results import AuditResult
 from robustkit.data import DatasetInfo

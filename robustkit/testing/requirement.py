@@ -16,7 +16,8 @@ from torch.utils.data import Dataset
 
 from robustkit.attacks import Attack
 from robustkit.auditing.checks import CHECKS, Flag, sanity_flags
-from robustkit.auditing.engine import audit, build_attack, resolve_data
+from robustkit.auditing.engine import audit
+from robustkit.auditing.inputs import build_attack, resolve_data
 from robustkit.auditing.results import WORST_CASE, AuditResult
 from robustkit.auditing.suites import SUITES, Suite, get_suite
 from robustkit.data import DatasetInfo

@@ -1,0 +1,56 @@
+"""Example adversarials: a few per attack and budget from the first batch, for the report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from robustkit.auditing.results import EXAMPLE_COLUMNS, Examples
+
+Picked = tuple[Tensor, Tensor, dict[str, list[Any]]]
+
+
+def pick_examples(
+    model: nn.Module,
+    attack: str,
+    eps: float,
+    samples: Tensor,
+    x: Tensor,
+    y: Tensor,
+    x_adv: Tensor,
+    adv_pred: Tensor,
+    success: Tensor,
+    limit: int,
+) -> Picked:
+    """The first ``limit`` successful adversarials of one attack, with confidences."""
+    chosen = success.nonzero().squeeze(1)[:limit]
+    clean, adversarial = x[chosen], x_adv[chosen]
+    with torch.no_grad():
+        clean_conf = model(clean).softmax(dim=1).amax(dim=1)
+        adv_conf = model(adversarial).softmax(dim=1).amax(dim=1)
+    n = len(chosen)
+    meta = {
+        "attack": [attack] * n,
+        "eps": [eps] * n,
+        "sample": samples[chosen].tolist(),
+        "label": y[chosen].tolist(),
+        "clean_pred": y[chosen].tolist(),
+        "adv_pred": adv_pred[chosen].tolist(),
+        "clean_confidence": clean_conf.tolist(),
+        "adv_confidence": adv_conf.tolist(),
+    }
+    return clean.cpu(), adversarial.cpu(), meta
+
+
+def stack_examples(picked: list[Picked]) -> Examples | None:
+    if not picked or not any(len(clean) for clean, _, _ in picked):
+        return None
+    frame = pd.concat([pd.DataFrame(meta) for _, _, meta in picked], ignore_index=True)
+    return Examples(
+        clean=torch.cat([clean for clean, _, _ in picked]),
+        adversarial=torch.cat([adv for _, adv, _ in picked]),
+        frame=frame[EXAMPLE_COLUMNS],
+    )

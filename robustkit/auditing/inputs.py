@@ -1,0 +1,81 @@
+"""The audit's inputs: models, data and attacks from what a user passes, checked."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from robustkit.attacks import Attack, attack_class
+from robustkit.data import DatasetInfo, load_dataset, subset
+from robustkit.errors import RobustkitError
+from robustkit.models import RobustModel, load_model
+
+
+def build_attack(spec: str | Attack, **hyper: Any) -> Attack:
+    """An attack from a registry name; the audit's steps and restarts go to iterative attacks
+    only (FGSM stays one step)."""
+    if isinstance(spec, Attack):
+        return spec
+    cls = attack_class(spec)
+    if not cls.iterative:
+        return cls()
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in hyper.items() if k in names and v is not None})
+
+
+def resolve_model(model: str | nn.Module, device: str | torch.device | None) -> RobustModel:
+    """A RobustModel from a spec string, a RobustModel, or a bare module taking [0, 1] pixels."""
+    if isinstance(model, str):
+        return load_model(model, device=device)
+    if isinstance(model, RobustModel):
+        return model.to(device) if device is not None else model
+    return RobustModel(model, name=type(model).__name__, device=device)
+
+
+def resolve_data(
+    data: str | DatasetInfo | Dataset | tuple[Tensor, Tensor],
+    num_samples: int | None,
+    seed: int,
+) -> DatasetInfo:
+    """A DatasetInfo from a dataset name, a DatasetInfo, a Dataset or an (x, y) pair, cut to a
+    seeded subset of ``num_samples`` items when given."""
+    if isinstance(data, str):
+        return load_dataset(data, num_samples=num_samples, seed=seed)
+    info = data if isinstance(data, DatasetInfo) else _wrap_dataset(data)
+    return subset(info, num_samples, seed) if num_samples is not None else info
+
+
+def _wrap_dataset(data: Dataset | tuple[Tensor, Tensor]) -> DatasetInfo:
+    if isinstance(data, tuple):
+        x, y = data
+        if x.dim() != 4:
+            raise RobustkitError(
+                f"images must have shape (N, C, H, W), got {tuple(x.shape)}: "
+                "add the channel dimension with x.unsqueeze(1)"
+            )
+        data = TensorDataset(x, y)
+    first_x, _ = data[0]
+    return DatasetInfo(
+        dataset=data, name=type(data).__name__, classes=[], input_shape=tuple(first_x.shape)
+    )
+
+
+def batch_loader(info: DatasetInfo, batch_size: int) -> DataLoader:
+    """Fixed-order batches of the dataset."""
+    if batch_size < 1:
+        raise RobustkitError(f"batch size must be >= 1, got {batch_size}")
+    return DataLoader(info.dataset, batch_size=batch_size, shuffle=False)
+
+
+def describe_model(model: RobustModel) -> dict[str, Any]:
+    """What a report header says about a model."""
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "input_shape": list(model.input_shape) if model.input_shape else None,
+        "mean": None if model.mean is None else model.mean.flatten().tolist(),
+        "std": None if model.std is None else model.std.flatten().tolist(),
+    }
