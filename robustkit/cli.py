@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from robustkit.attacks import attack_class, list_attacks
@@ -253,7 +254,7 @@ def print_flags(result: AuditResult, flags: list[Flag]) -> None:
     for flag in flags:
         colour = "red" if flag.severity == "error" else "yellow"
         stdout.print(
-            f"[bold {colour}]{flag.severity}:[/] [{flag.code}] {flag.message}",
+            f"[bold {colour}]{flag.severity}:[/] {escape(f'[{flag.code}]')} {escape(flag.message)}",
             highlight=False,
             soft_wrap=True,
         )
