@@ -25,7 +25,8 @@ test = datasets.MNIST(root, train=False, transform=transforms.ToTensor())
 order = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))  # robustkit's subset
 subset = torch.utils.data.Subset(test, order[:n].tolist())
 x, y = next(iter(torch.utils.data.DataLoader(subset, batch_size=n)))
-attack = torchattacks.PGD(model, eps=eps, alpha=0.01, steps=steps, random_start=True)
+alpha = max(2.5 / steps, 0.1) * eps  # robustkit's default step rule, for the same attack
+attack = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
 adv = attack(x, y)
 with torch.no_grad():
     print(json.dumps({"robust_accuracy": float((model(adv).argmax(1) == y).float().mean())}))
