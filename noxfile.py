@@ -15,8 +15,9 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "robustkit", "tests", "benchmarks", "scripts", "noxfile.py")
-    session.run("ruff", "format", "--check", "robustkit", "tests", "benchmarks", "scripts")
+    paths = ["robustkit", "tests", "benchmarks", "scripts", "examples"]
+    session.run("ruff", "check", *paths, "noxfile.py")
+    session.run("ruff", "format", "--check", *paths)
 
 
 @nox.session
