@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import beta
 
 CONFIDENCE = 0.95
 
@@ -16,6 +15,8 @@ def clopper_pearson(
     Conservative: it covers the true rate with at least ``confidence`` probability for any n, which
     is what a robustness claim on a few hundred images needs.
     """
+    from scipy.stats import beta  # lazy: half a second of import for every command otherwise
+
     k = np.asarray(successes, dtype=float)
     n = np.asarray(trials, dtype=float)
     alpha = 1.0 - confidence
