@@ -37,7 +37,7 @@ app = typer.Typer(
     add_completion=False,
 )
 stderr = Console(stderr=True)
-DEFAULT_NUM_SAMPLES = 200  # images an audit attacks unless told: well under a minute on 2 cores
+DEFAULT_NUM_SAMPLES = 100  # images an audit attacks unless told: under a minute on 2 cores
 stdout = Console()
 
 F = TypeVar("F", bound=Callable[..., Any])
