@@ -30,6 +30,7 @@ from robustkit.models import RobustModel, check_classifier
 FAMILIES = ("oblivious", "bpda", "bpda-eot")
 LATENT = "latent"  # the family of attacks in a generator's latent space
 DEFENSE_ATTACKS = ("latent-overpowered",)  # what `robustkit audit --defense` adds to the defaults
+DEFENSE_PROBE_SIZE = 8  # inputs whose gradients through the defense the model probe checks
 
 
 def audit_defense(
@@ -83,7 +84,9 @@ def audit_defense(
     first_x, first_y = next(iter(loader))
     check_classifier(robust_model, first_x[:2].to(robust_model.device))
     check_classifier(defense, first_x[:2].to(robust_model.device))
-    model_flags = probe_model(defense, first_x.to(robust_model.device), first_y, eot=True)
+    # A defense's forward pass is a whole projection: probe its gradients on a few inputs only.
+    probe_x, probe_y = first_x[:DEFENSE_PROBE_SIZE], first_y[:DEFENSE_PROBE_SIZE]
+    model_flags = probe_model(defense, probe_x.to(robust_model.device), probe_y, eot=True)
     randomized = bool(getattr(defense, "is_randomized", False))
     threats = _threats(robust_model, defense, eot_samples, randomized)
     run = run_engine(plan, threats, loader, progress=progress)
