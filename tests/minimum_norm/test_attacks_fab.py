@@ -6,112 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 import torchattacks
-from torch import Tensor, nn
+from cases import LARGE_EPS, closed_form_radius, radius_of
 from torchattacks.attacks.fab import projection_l2, projection_linf
 
-from robustkit.attacks import AttackResult, FABTargetedL2, FABTargetedLinf, create_attack
+from robustkit.attacks import FABTargetedL2, FABTargetedLinf, create_attack
 from robustkit.attacks.base import perturbation_norm
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import load_zoo_model
-
-DUAL = {"linf": 1.0, "l2": 2.0}  # the dual norm's p, for the closed-form distance
-LARGE_EPS = {"linf": 0.5, "l2": 5.0}
-
-
-class BlockLinear(nn.Module):
-    """A linear classifier on 1 x 8 x 8 inputs whose class weights have disjoint supports of 16
-    pixels with entries +-scale: every difference w_y - w_j then has the same L1 and L2 norm, so
-    in either norm the nearest boundary is the runner-up class's, the class FAB-T tries first."""
-
-    def __init__(self, classes: int = 4, scale: float = 0.5) -> None:
-        super().__init__()
-        gen = torch.Generator().manual_seed(0)
-        pixels = 64
-        signs = torch.randint(0, 2, (classes, pixels), generator=gen) * 2.0 - 1.0
-        block = torch.arange(pixels)[None, :] // (pixels // classes)
-        support = block == torch.arange(classes)[:, None]
-        self.weight = nn.Parameter(signs * support * scale)
-        self.bias = nn.Parameter(0.1 * torch.randn(classes, generator=gen))
-        self.seen = 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.seen += len(x)
-        return x.flatten(1) @ self.weight.T + self.bias
-
-
-def closed_form_radius(model: BlockLinear, x: Tensor, y: Tensor, norm: str) -> Tensor:
-    """Per sample, min over j != y of |(w_y - w_j).x + b_y - b_j| / ||w_y - w_j||_dual, and a
-    check that the minimiser stays inside [0, 1] (so the box plays no part)."""
-    with torch.no_grad():
-        diff = model.weight[y][:, None, :] - model.weight[None, :, :]  # (n, classes, pixels)
-        gap = (diff * x.flatten(1)[:, None, :]).sum(-1) + model.bias[y][:, None] - model.bias
-        scale = diff.norm(p=DUAL[norm], dim=-1)
-        dist = (gap / scale).scatter(1, y[:, None], torch.inf)
-        radius, nearest = dist.min(dim=1)
-        rows = torch.arange(len(x))
-        direction = diff[rows, nearest]
-        if norm == "linf":
-            step = radius[:, None] * direction.sign()
-        else:
-            step = radius[:, None] * direction / direction.norm(dim=1, keepdim=True)
-        moved = x.flatten(1) - step
-        assert moved.min() > 0 and moved.max() < 1, "the box is active: not a closed-form case"
-    return radius
-
-
-def radius_of(result: AttackResult) -> Tensor:
-    """The radius a minimum-norm attack must report."""
-    assert result.radius is not None
-    return result.radius
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the shared test machine is oversubscribed, and these loops are small."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def linear() -> tuple[BlockLinear, Tensor, Tensor]:
-    model = BlockLinear()
-    x = 0.35 + 0.3 * torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        y = model(x).argmax(dim=1)
-    return model, x, y
-
-
-@pytest.fixture
-def mlp() -> tuple[nn.Module, Tensor, Tensor]:
-    """A small random ReLU network: non-linear boundaries, instant to run."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 5))
-    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        y = model(x).argmax(dim=1)
-    return model, x, y
-
-
-@pytest.fixture(scope="module")
-def trained() -> tuple[nn.Module, Tensor, Tensor]:
-    """An MLP fitted in a moment on half the bundled MNIST sample, and 40 images it gets right."""
-    dataset = load_dataset("mnist-sample").dataset
-    x = torch.stack([dataset[i][0] for i in range(500)])
-    y = torch.tensor([int(dataset[i][1]) for i in range(500)])
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        optimiser.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimiser.step()
-    model.eval()
-    with torch.no_grad():
-        correct = model(x).argmax(dim=1) == y
-    return model, x[correct][:40].contiguous(), y[correct][:40].contiguous()
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
