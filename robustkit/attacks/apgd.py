@@ -19,7 +19,14 @@ import torch
 from torch import Tensor, nn
 
 from robustkit.attacks.base import Attack, AttackResult, attack_objective, is_adversarial
-from robustkit.attacks.pgd import _per_sample
+from robustkit.attacks.geometry import (
+    l2_direction,
+    l2_project,
+    l2_random_start,
+    linf_project,
+    linf_random_start,
+    per_sample,
+)
 from robustkit.attacks.registry import register_attack
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS
@@ -330,10 +337,10 @@ class AutoPGD(Attack):
     @staticmethod
     def _keep_best(batch: _Batch, grad: Tensor, improved: Tensor, restart: Tensor) -> _Batch:
         """Record new best points; send the points whose step was halved back to theirs."""
-        mask = _per_sample(improved, batch.x)
+        mask = per_sample(improved, batch.x)
         best_x = torch.where(mask, batch.x, batch.best_x)
         best_grad = torch.where(mask, grad, batch.best_grad)
-        back = _per_sample(restart, batch.x)
+        back = per_sample(restart, batch.x)
         x = torch.where(back, best_x, batch.x)
         return dataclasses.replace(
             batch,
@@ -349,7 +356,7 @@ class AutoPGD(Attack):
         """z = P(x + eta d), then x' = P(x + alpha (z - x) + (1 - alpha) (x - x_prev))."""
         low, high = BOUNDS
         x, x0 = batch.x, batch.x0
-        eta = _per_sample(step_size, x)
+        eta = per_sample(step_size, x)
         z = self._project(x + eta * self._direction(batch.grad), x0, eps).clamp(low, high)
         if plain:
             return dataclasses.replace(batch, x=z, x_prev=x)
@@ -363,32 +370,26 @@ class _LinfBall:
     """L-inf geometry: uniform start in the cube, signed-gradient steps, clipping."""
 
     def _random_start(self, x0: Tensor, eps: float) -> Tensor:
-        return x0 + torch.empty_like(x0).uniform_(-eps, eps)
+        return linf_random_start(x0, eps)
 
     def _direction(self, grad: Tensor) -> Tensor:
         return grad.sign()
 
     def _project(self, x: Tensor, x0: Tensor, eps: float) -> Tensor:
-        return torch.minimum(torch.maximum(x, x0 - eps), x0 + eps)
+        return linf_project(x, x0, eps)
 
 
 class _L2Ball:
     """L2 geometry: uniform start in the ball, normalised-gradient steps, radial projection."""
 
     def _random_start(self, x0: Tensor, eps: float) -> Tensor:
-        direction = torch.randn_like(x0)
-        direction = direction / _per_sample(direction.flatten(1).norm(dim=1).clamp_min(1e-12), x0)
-        radius = eps * torch.rand(len(x0), device=x0.device) ** (1.0 / x0[0].numel())
-        return x0 + direction * _per_sample(radius, x0)
+        return l2_random_start(x0, eps)
 
     def _direction(self, grad: Tensor) -> Tensor:
-        return grad / _per_sample(grad.flatten(1).norm(dim=1).clamp_min(1e-12), grad)
+        return l2_direction(grad)
 
     def _project(self, x: Tensor, x0: Tensor, eps: float) -> Tensor:
-        delta = x - x0
-        norms = delta.flatten(1).norm(dim=1)
-        factor = torch.where(norms > eps, eps / norms.clamp_min(1e-12), torch.ones_like(norms))
-        return x0 + delta * _per_sample(factor, delta)
+        return l2_project(x, x0, eps)
 
 
 @register_attack("apgd-ce")

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from robustkit.attacks.base import Attack, AttackResult, is_adversarial, perturbation_norm
-from robustkit.attacks.pgd import _per_sample
+from robustkit.attacks.geometry import per_sample
 from robustkit.attacks.registry import register_attack
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS
@@ -146,7 +146,7 @@ class _FABTargeted(Attack):
                 best = torch.where(improved, norms, best)
                 best_x[improved] = x[improved]
                 shrunk = x0 + self.beta * (x - x0)
-                x = torch.where(_per_sample(adv, x), shrunk, x)
+                x = torch.where(per_sample(adv, x), shrunk, x)
         return best_x, best
 
     def _biased_step(self, x: Tensor, x0: Tensor, gap: Tensor, grad: Tensor) -> Tensor:
@@ -159,7 +159,7 @@ class _FABTargeted(Attack):
         from_origin = self._project(x0.flatten(1), weight, shift - gap).view_as(x)
         near = perturbation_norm(to_plane, self.norm).clamp_min(1e-8)
         far = perturbation_norm(from_origin, self.norm).clamp_min(1e-8)
-        alpha = _per_sample((near / (near + far)).clamp(0.0, self.alpha_max), x)
+        alpha = per_sample((near / (near + far)).clamp(0.0, self.alpha_max), x)
         moved = (1 - alpha) * (x + self.eta * to_plane) + alpha * (x0 + self.eta * from_origin)
         low, high = BOUNDS
         return moved.clamp(low, high)
@@ -218,7 +218,7 @@ def _minimum_norm_result(
     """Return the smallest adversarial where it lies within eps, else the input; score what is
     returned, so success, adv_pred and radius all describe x_adv."""
     within = radius <= eps
-    x_adv = torch.where(_per_sample(within, inputs), best_x, inputs)
+    x_adv = torch.where(per_sample(within, inputs), best_x, inputs)
     with torch.no_grad():
         logits = model(x_adv)
     success = is_adversarial(logits, labels, targets) & within
@@ -238,7 +238,7 @@ class FABTargetedLinf(_FABTargeted):
 
     def _random_direction(self, like: Tensor) -> Tensor:
         direction = torch.empty_like(like).uniform_(-1.0, 1.0)
-        return direction / _per_sample(perturbation_norm(direction, "linf").clamp_min(1e-12), like)
+        return direction / per_sample(perturbation_norm(direction, "linf").clamp_min(1e-12), like)
 
 
 @register_attack("fab-t-l2")
@@ -253,4 +253,4 @@ class FABTargetedL2(_FABTargeted):
 
     def _random_direction(self, like: Tensor) -> Tensor:
         direction = torch.randn_like(like)
-        return direction / _per_sample(perturbation_norm(direction, "l2").clamp_min(1e-12), like)
+        return direction / per_sample(perturbation_norm(direction, "l2").clamp_min(1e-12), like)

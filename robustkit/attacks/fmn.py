@@ -26,7 +26,7 @@ from robustkit.attacks.base import (
     perturbation_norm,
 )
 from robustkit.attacks.fab import _minimum_norm_result
-from robustkit.attacks.pgd import _per_sample
+from robustkit.attacks.geometry import per_sample
 from robustkit.attacks.registry import register_attack
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS
@@ -177,7 +177,7 @@ class _FMN(Attack):
                 ).minimum(worst)
                 found = found | adv
                 l2 = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
-                delta = delta + alpha * grad / _per_sample(l2, grad)
+                delta = delta + alpha * grad / per_sample(l2, grad)
                 delta = (x0 + self._project(delta, ball)).clamp(low, high) - x0
         return best_x, best
 
@@ -192,7 +192,7 @@ class FMNLinf(_FMN):
     alpha_init: float = 10.0
 
     def _project(self, delta: Tensor, radius: Tensor) -> Tensor:
-        bound = _per_sample(radius, delta)
+        bound = per_sample(radius, delta)
         return torch.minimum(torch.maximum(delta, -bound), bound)
 
     def _random_start(self, x0: Tensor, eps: float) -> Tensor:
@@ -209,10 +209,10 @@ class FMNL2(_FMN):
     def _project(self, delta: Tensor, radius: Tensor) -> Tensor:
         norms = perturbation_norm(delta, "l2")
         factor = torch.where(norms > radius, radius / norms.clamp_min(1e-12), 1.0)
-        return delta * _per_sample(factor, delta)
+        return delta * per_sample(factor, delta)
 
     def _random_start(self, x0: Tensor, eps: float) -> Tensor:
         direction = torch.randn_like(x0)
-        direction = direction / _per_sample(perturbation_norm(direction, "l2"), x0)
+        direction = direction / per_sample(perturbation_norm(direction, "l2"), x0)
         radius = eps * torch.rand(len(x0), device=x0.device) ** (1.0 / x0[0].numel())
-        return direction * _per_sample(radius, x0)
+        return direction * per_sample(radius, x0)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from robustkit.attacks.pgd import _LinfGeometry, _per_sample
+from robustkit.attacks.geometry import per_sample
+from robustkit.attacks.pgd import _LinfGeometry
 from robustkit.attacks.registry import register_attack
 
 
@@ -33,5 +34,5 @@ class MIFGSM(_LinfGeometry):
 
     def _direction(self, grad: Tensor, previous: Tensor | None) -> Tensor:
         l1 = grad.abs().flatten(1).sum(dim=1).clamp_min(1e-12)
-        normalised = grad / _per_sample(l1, grad)
+        normalised = grad / per_sample(l1, grad)
         return normalised if previous is None else self.decay * previous + normalised

@@ -10,6 +10,13 @@ import torch
 from torch import Tensor, nn
 
 from robustkit.attacks.base import Attack, AttackResult, attack_objective, is_adversarial
+from robustkit.attacks.geometry import (
+    l2_direction,
+    l2_project,
+    l2_random_start,
+    linf_project,
+    linf_random_start,
+)
 from robustkit.attacks.registry import register_attack
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS
@@ -154,21 +161,16 @@ class GradientAttack(Attack):
         return _RunOutcome(x_adv=out_x, success=out_success, pred=out_pred, objective=out_objective)
 
 
-def _per_sample(values: Tensor, like: Tensor) -> Tensor:
-    """Reshape a per-sample vector to broadcast against a batch like ``like``."""
-    return values.view(-1, *([1] * (like.dim() - 1)))
-
-
 @dataclass(frozen=True, kw_only=True)
 class _LinfGeometry(GradientAttack):
     def _random_start(self, x0: Tensor, eps: float) -> Tensor:
-        return x0 + torch.empty_like(x0).uniform_(-eps, eps)
+        return linf_random_start(x0, eps)
 
     def _ascent(self, x: Tensor, grad: Tensor, stepsize: float) -> Tensor:
         return x + stepsize * grad.sign()
 
     def _project(self, x: Tensor, x0: Tensor, eps: float) -> Tensor:
-        return torch.minimum(torch.maximum(x, x0 - eps), x0 + eps)
+        return linf_project(x, x0, eps)
 
 
 @register_attack("pgd-linf")
@@ -199,18 +201,10 @@ class PGDL2(GradientAttack):
     norm = "l2"
 
     def _random_start(self, x0: Tensor, eps: float) -> Tensor:
-        direction = torch.randn_like(x0)
-        direction = direction / _per_sample(direction.flatten(1).norm(dim=1), x0)
-        dims = x0[0].numel()
-        radius = eps * torch.rand(len(x0), device=x0.device) ** (1.0 / dims)
-        return x0 + direction * _per_sample(radius, x0)
+        return l2_random_start(x0, eps)
 
     def _ascent(self, x: Tensor, grad: Tensor, stepsize: float) -> Tensor:
-        norms = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
-        return x + stepsize * grad / _per_sample(norms, grad)
+        return x + stepsize * l2_direction(grad)
 
     def _project(self, x: Tensor, x0: Tensor, eps: float) -> Tensor:
-        delta = x - x0
-        norms = delta.flatten(1).norm(dim=1)
-        factor = torch.where(norms > eps, eps / norms.clamp_min(1e-12), torch.ones_like(norms))
-        return x0 + delta * _per_sample(factor, delta)
+        return l2_project(x, x0, eps)
