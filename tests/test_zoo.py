@@ -52,7 +52,7 @@ def test_corrupt_weights_are_detected(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_unknown_model_suggests_close_match() -> None:
-    with pytest.raises(RobustkitError, match="Did you mean 'mnist-cnn'"):
+    with pytest.raises(RobustkitError, match="did you mean mnist-cnn"):
         load_zoo_model("mnist_cnn")
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from robustkit.attacks.base import Attack
 from robustkit.errors import RobustkitError
+from robustkit.registry import Registry
 
-_REGISTRY: dict[str, type[Attack]] = {}
+_REGISTRY: Registry[type[Attack]] = Registry("attack")
 
 A = TypeVar("A", bound=type[Attack])
 
@@ -19,10 +18,8 @@ def register_attack(name: str) -> Callable[[A], A]:
     """Class decorator adding an attack to the registry under ``name``."""
 
     def decorate(cls: A) -> A:
-        if name in _REGISTRY:
-            raise ValueError(f"attack {name!r} is already registered")
         cls.name = name
-        _REGISTRY[name] = cls
+        _REGISTRY.add(name, cls)
         return cls
 
     return decorate
@@ -37,14 +34,7 @@ def attack_class(name: str) -> type[Attack]:
         from robustkit.attacks.peers import peer_attack_class  # lazy: heavy optional imports
 
         return peer_attack_class(name)
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise RobustkitError(
-            f"unknown attack {name!r}: {hint}available: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+    return _REGISTRY.get(name)
 
 
 def create_attack(name: str, **kwargs: Any) -> Attack:
@@ -58,4 +48,4 @@ def create_attack(name: str, **kwargs: Any) -> Attack:
 
 def list_attacks(pattern: str = "*") -> list[str]:
     """Registered attack names matching a shell-style wildcard pattern."""
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    return sorted(_REGISTRY.names(pattern))

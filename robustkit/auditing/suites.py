@@ -13,13 +13,12 @@ and two Square runs; ``quick`` is a smoke check for CI that is not an evaluation
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from robustkit.attacks import Attack, create_attack
-from robustkit.errors import RobustkitError
+from robustkit.registry import unknown_name_error
 
 AttackSpec = tuple[str, dict[str, Any]]
 
@@ -94,11 +93,6 @@ DEFAULT_SUITE = "standard"
 
 def get_suite(name: str) -> Suite:
     """The suite called ``name``; an unknown name gets a did-you-mean error."""
-    try:
-        return SUITES[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, SUITES, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise RobustkitError(
-            f"unknown suite {name!r}: {hint}available: {', '.join(SUITES)}"
-        ) from None
+    if name not in SUITES:
+        raise unknown_name_error("suite", name, SUITES)
+    return SUITES[name]

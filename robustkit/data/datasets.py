@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from robustkit.errors import RobustkitError
+from robustkit.registry import unknown_name_error
 
 SAMPLE_NAME = "mnist-sample"
 SAMPLE_FILE = Path(__file__).parent / "files" / "mnist_test_1000.npz"
@@ -80,18 +80,12 @@ def load_dataset(
     elif name.startswith(IMAGEFOLDER_PREFIX):
         info = _load_imagefolder(name[len(IMAGEFOLDER_PREFIX) :], image_size=image_size)
     else:
-        raise RobustkitError(_unknown_name_message(name))
+        raise unknown_name_error(
+            "dataset", name, [SAMPLE_NAME, *_TORCHVISION], extra=[f"{IMAGEFOLDER_PREFIX}PATH"]
+        )
     if num_samples is not None:
         info = subset(info, num_samples, seed)
     return info
-
-
-def _unknown_name_message(name: str) -> str:
-    choices = [SAMPLE_NAME, *_TORCHVISION]
-    close = difflib.get_close_matches(name, choices, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    valid = ", ".join([*choices, f"{IMAGEFOLDER_PREFIX}PATH"])
-    return f"unknown dataset '{name}'.{hint} Choose one of: {valid}"
 
 
 def _load_sample() -> DatasetInfo:

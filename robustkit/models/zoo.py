@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from torch import nn
 from robustkit.errors import RobustkitError
 from robustkit.models.architectures import FastMnistCNN, MnistCNN
 from robustkit.models.wrapper import RobustModel
+from robustkit.registry import unknown_name_error
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MNIST_MEAN = (0.1307,)
@@ -127,6 +127,4 @@ def load_zoo_model(name: str, device: str | torch.device | None = None) -> Robus
 def _get_entry(name: str) -> ZooEntry:
     if name in ZOO:
         return ZOO[name]
-    close = difflib.get_close_matches(name, list(ZOO), n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise RobustkitError(f"unknown zoo model '{name}'.{hint} Choose one of: {', '.join(ZOO)}")
+    raise unknown_name_error("zoo model", name, ZOO)

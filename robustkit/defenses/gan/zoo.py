@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from robustkit.defenses.gan.generators import Generator, load_generator
-from robustkit.errors import RobustkitError
+from robustkit.registry import unknown_name_error
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ZOO_PREFIX = "zoo:"
@@ -50,11 +49,7 @@ GENERATOR_ZOO: dict[str, GeneratorEntry] = {
 def load_zoo_generator(name: str, device: str | torch.device | None = None) -> Generator:
     """A bundled generator, its file verified by sha256 and read with weights_only=True."""
     if name not in GENERATOR_ZOO:
-        close = difflib.get_close_matches(name, list(GENERATOR_ZOO), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise RobustkitError(
-            f"unknown zoo generator '{name}'.{hint} Choose one of: {', '.join(GENERATOR_ZOO)}"
-        )
+        raise unknown_name_error("zoo generator", name, GENERATOR_ZOO)
     entry = GENERATOR_ZOO[name]
     return load_generator(WEIGHTS_DIR / entry.weights, sha256=entry.sha256, device=device)
 
