@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from robustkit.auditing.results import SUMMARY_COLUMNS, WORST_CASE
-from robustkit.cli import DEFAULT_NUM_SAMPLES, app
+from robustkit.cli import app
+from robustkit.commands.audit import DEFAULT_NUM_SAMPLES
 
 runner = CliRunner()
 FAST = ["--num-samples", "20", "--steps", "5", "--eps", "0.3", "--eps-l2", "2", "--sigmas", "0.3"]

@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from robustkit.attacks import LatentOverpowered, PGDLinf
-from robustkit.cli import clean_errors
+from robustkit.commands.console import clean_errors
 from robustkit.commands.gan import load_defense, train_gan_command
 from robustkit.data import load_dataset
 from robustkit.defenses.adaptive import EOT

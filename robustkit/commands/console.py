@@ -3,12 +3,43 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import shlex
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import wraps
+from typing import Any, TypeVar
 
+import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from robustkit.errors import RobustkitError
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def clean_errors(command: F) -> F:
+    """Turn a RobustkitError into one line on stderr and exit code 2."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RobustkitError as err:
+            stderr.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return run  # type: ignore[return-value]
+
+
+def recorded_command() -> str:
+    """The command line as the user typed it, for run.json and the report."""
+    return shlex.join(["robustkit", *sys.argv[1:]])
 
 
 @contextmanager

@@ -1,0 +1,33 @@
+"""Command-line values shared by several commands: option aliases and parsers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from robustkit.errors import RobustkitError
+
+DataRoot = Annotated[Path | None, typer.Option(help="dataset folder (default: $ROBUSTKIT_DATA)")]
+Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: cuda if available)")]
+Seed = Annotated[int, typer.Option(help="seed for subsets, initialisation and random starts")]
+BatchSize = Annotated[int, typer.Option(help="images per batch")]
+
+
+def parse_floats(text: str, option: str) -> list[float]:
+    """'0.1,0.3' -> [0.1, 0.3]; anything else names the option to fix."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise RobustkitError(
+            f"{option} takes comma-separated numbers like 0.1,0.3, got {text!r}"
+        ) from None
+    if not values:
+        raise RobustkitError(f"{option} needs at least one number")
+    return values
+
+
+def parse_names(text: str) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c']."""
+    return [part.strip() for part in text.split(",") if part.strip()]
