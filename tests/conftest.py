@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,24 @@ def data_root() -> Path:
     if not root:
         pytest.skip("set ROBUSTKIT_DATA to a folder holding MNIST/raw and FashionMNIST/raw")
     return Path(root)
+
+
+def assert_one_line_error(result: Any, *fragments: str) -> None:
+    """A CLI run refused bad input as the project promises: exit 2, one line on stderr
+    starting with ``error:`` and holding every fragment, no traceback."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:")
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture
+def one_line_error() -> Callable[..., None]:
+    """:func:`assert_one_line_error`, for any test module."""
+    return assert_one_line_error
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,9 +8,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from robustkit.auditing.checks import Flag
+from robustkit.models.checks import is_randomized
 
 PROBE_SIZE = 64  # inputs the probes look at
-RANDOM_TOL = 1e-4  # relative change of logits between two passes that makes a model randomized
 DEAD_GRADIENT_SHARE = 0.1  # share of inputs without a usable gradient that raises the flag
 
 
@@ -46,14 +46,6 @@ def probe_model(model: nn.Module, x: Tensor, y: Tensor, *, eot: bool = False) ->
             )
         )
     return flags
-
-
-@torch.no_grad()
-def is_randomized(model: nn.Module, x: Tensor) -> bool:
-    """Two forward passes on the same inputs differ."""
-    first, second = model(x), model(x)
-    scale = first.abs().amax().clamp_min(1e-12)
-    return bool(((first - second).abs().amax() / scale) > RANDOM_TOL)
 
 
 def dead_gradient_share(model: nn.Module, x: Tensor, y: Tensor) -> float:

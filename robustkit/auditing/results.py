@@ -138,10 +138,7 @@ class AuditResult:
                 f"{folder} holds no audit results (results.csv, run.json): "
                 "point at a folder written by `robustkit audit --out`"
             )
-        rows = pd.read_csv(results, dtype={"broken_by": str}).fillna({"broken_by": ""})
-        for column, missing in (("broken_by", ""), ("perturbation", NAN), ("radius", NAN)):
-            if column not in rows:  # written before these columns existed
-                rows[column] = missing
+        rows = _read_rows(results)
         examples = None
         if (folder / "examples.pt").is_file() and (folder / "examples.csv").is_file():
             images = torch.load(folder / "examples.pt", map_location="cpu", weights_only=True)
@@ -152,11 +149,42 @@ class AuditResult:
             )
         return cls(
             frame=rows[rows["attack"] != WORST_CASE].reset_index(drop=True),
-            config=json.loads(run.read_text()),
+            config=_read_config(run),
             examples=examples,
             noise_grid=_read_optional(folder / "noise_grid.csv"),
             noise_targets=_read_optional(folder / "noise_targets.csv"),
         )
+
+
+def _corrupt(path: Path, detail: str) -> RobustkitError:
+    return RobustkitError(
+        f"{path} is corrupt ({detail}): re-run `robustkit audit --out {path.parent}`"
+    )
+
+
+def _read_rows(path: Path) -> pd.DataFrame:
+    """results.csv, checked to hold the tidy rows; older files get the later columns."""
+    try:
+        rows = pd.read_csv(path, dtype={"broken_by": str}).fillna({"broken_by": ""})
+    except (ValueError, pd.errors.ParserError) as err:
+        raise _corrupt(path, str(err).splitlines()[0]) from None
+    for column, missing in (("broken_by", ""), ("perturbation", NAN), ("radius", NAN)):
+        if column not in rows:  # written before these columns existed
+            rows[column] = missing
+    absent = [column for column in ROW_COLUMNS if column not in rows]
+    if absent:
+        raise _corrupt(path, f"no column {', '.join(absent)}")
+    return rows
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _corrupt(path, f"not JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise _corrupt(path, "not a JSON object")
+    return config
 
 
 def _read_optional(path: Path) -> pd.DataFrame | None:

@@ -24,10 +24,11 @@ from robustkit.commands.options import (
     Seed,
     parse_floats,
     parse_names,
+    require_positive,
 )
 from robustkit.data import load_dataset, subset
 from robustkit.defenses.evaluation import DEFENSE_ATTACKS, audit_defense
-from robustkit.models import load_model
+from robustkit.models import check_deterministic, load_model
 from robustkit.reports import write_report
 
 DEFAULT_NUM_SAMPLES = 100  # images an audit attacks unless told: under a minute on 2 cores
@@ -115,11 +116,27 @@ def audit_command(
     projection_steps: Annotated[int, typer.Option(help="defense: latent steps")] = 200,
     projection_restarts: Annotated[int, typer.Option(help="defense: latent restarts")] = 10,
     eot_samples: Annotated[int, typer.Option(help="defense: EOT passes per gradient")] = 8,
+    randomized: Annotated[
+        bool,
+        typer.Option(
+            help="accept a model whose logits change between calls (the audit flags it: "
+            "attack such a model with EOT, as --defense does)"
+        ),
+    ] = False,
     out: Annotated[Path, typer.Option(help="folder for results.csv, summary.csv, run.json")] = Path(
         "robustkit-results"
     ),
 ) -> None:
     """Attack a model at several budgets and report its robust accuracy."""
+    require_positive(
+        steps=steps,
+        restarts=restarts,
+        batch_size=batch_size,
+        image_size=image_size,
+        projection_steps=projection_steps,
+        projection_restarts=projection_restarts,
+        eot_samples=eot_samples,
+    )
     out_dir = ensure_writable_dir(out)
     attack_names: list[str] | None = None  # None: the diagnostics and the standard suite
     if attacks is not None:
@@ -145,6 +162,8 @@ def audit_command(
         size = len(info.dataset)  # type: ignore[arg-type]
         chosen = min(DEFAULT_NUM_SAMPLES, size) if num_samples is None else num_samples
         info = subset(info, chosen, seed)
+    if not randomized and defense is None:
+        check_deterministic(robust_model, info.dataset[0][0].unsqueeze(0))
     linf_budgets = parse_floats(eps, "--eps")
     l2_budgets = None if eps_l2 is None else parse_floats(eps_l2, "--eps-l2")
     noise_budgets = None if sigmas is None else parse_floats(sigmas, "--sigmas")

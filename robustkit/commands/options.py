@@ -31,3 +31,11 @@ def parse_floats(text: str, option: str) -> list[float]:
 def parse_names(text: str) -> list[str]:
     """'a, b,,c' -> ['a', 'b', 'c']."""
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def require_positive(**values: int | None) -> None:
+    """Refuse a count below 1, naming the option (``batch_size`` -> ``--batch-size``)."""
+    for name, value in values.items():
+        if value is not None and value < 1:
+            option = "--" + name.replace("_", "-")
+            raise RobustkitError(f"{option} must be >= 1, got {value}")

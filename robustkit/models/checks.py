@@ -9,6 +9,7 @@ from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import device_of
 
 _PROB_TOL = 1e-3
+RANDOM_TOL = 1e-4  # relative change of logits between two passes that makes a model randomized
 
 
 def check_classifier(model: nn.Module, sample: Tensor) -> int:
@@ -43,6 +44,25 @@ def check_classifier(model: nn.Module, sample: Tensor) -> int:
         model.train(was_training)
     _check_logits(name, out, len(sample), getattr(model, "num_classes", None))
     return int(out.shape[1])
+
+
+@torch.no_grad()
+def is_randomized(model: nn.Module, x: Tensor) -> bool:
+    """Two forward passes on the same inputs differ."""
+    first, second = model(x), model(x)
+    scale = first.abs().amax().clamp_min(1e-12)
+    return bool(((first - second).abs().amax() / scale) > RANDOM_TOL)
+
+
+def check_deterministic(model: nn.Module, sample: Tensor) -> None:
+    """Refuse a model whose logits change between two calls on the same ``sample``."""
+    if is_randomized(model, sample.to(device_of(model))):
+        name = getattr(model, "name", None) or type(model).__name__
+        raise RobustkitError(
+            f"model {name} returns different logits for the same input on two calls: remove "
+            "its randomness (dropout or batch statistics left on?), or pass --randomized to "
+            "audit it as a randomized model"
+        )
 
 
 def _check_logits(name: str, out: object, batch: int, num_classes: int | None) -> None:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from robustkit.errors import RobustkitError
+from robustkit.models.device import resolve_device
 
 BOUNDS = (0.0, 1.0)
 
@@ -46,7 +47,7 @@ class RobustModel(nn.Module):
         else:
             self.mean = None
             self.std = None
-        self.to(device or default_device())
+        self.to(resolve_device(device))
         self.eval()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -57,11 +58,6 @@ class RobustModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return device_of(self)
-
-
-def default_device() -> torch.device:
-    """CUDA when there is one, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def device_of(model: nn.Module) -> torch.device:

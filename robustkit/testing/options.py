@@ -38,22 +38,12 @@ def fraction(value: str) -> float:
 
 def device(value: str) -> str:
     """A torch device name this machine has."""
-    import torch  # lazy: parsing other options should not import torch
+    from robustkit.models.device import resolve_device  # lazy: other options need no torch
 
     try:
-        parsed = torch.device(value)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a torch device: use cpu, cuda or cuda:N"
-        ) from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{value!r}: CUDA is not available here, use cpu")
-    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
-        raise argparse.ArgumentTypeError(
-            f"{value!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-        )
-    if parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise argparse.ArgumentTypeError(f"{value!r}: MPS is not available here, use cpu")
+        resolve_device(value)
+    except RobustkitError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     return value
 
 
