@@ -5,8 +5,6 @@ Registered in robustkit.cli as ``app.command("train")(clean_errors(train_command
 
 from __future__ import annotations
 
-import shlex
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from robustkit.commands.console import logging_to, stats_progress
+from robustkit.commands.console import logging_to, recorded_command, stats_progress
+from robustkit.commands.options import DataRoot, Device
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import check_classifier
@@ -34,9 +33,7 @@ def train_command(
     dataset: Annotated[
         str, typer.Option(help="mnist, fashion-mnist, cifar10 or imagefolder:PATH")
     ] = "mnist",
-    data_root: Annotated[
-        Path | None, typer.Option(help="dataset folder (default: $ROBUSTKIT_DATA)")
-    ] = None,
+    data_root: DataRoot = None,
     method: Annotated[
         str, typer.Option(help="pgd, fgsm-rs, trades, manifold (needs --generator) or natural")
     ] = "pgd",
@@ -71,7 +68,7 @@ def train_command(
     ] = None,
     seed: Annotated[int, typer.Option(help="seed for init, shuffling and attacks")] = 0,
     num_samples: Annotated[int | None, typer.Option(help="seeded training subset size")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda (default: cuda if any)")] = None,
+    device: Device = None,
 ) -> None:
     """Train a model (adversarially) and write its weights, metadata and per-epoch metrics."""
     config = TrainConfig(
@@ -97,7 +94,7 @@ def train_command(
     robust_model = initial_model(model, info, seed=seed, device=device)
     first, _ = info.dataset[0]
     check_classifier(robust_model, first.unsqueeze(0).to(robust_model.device))
-    meta = {"model_spec": model, "command": shlex.join(["robustkit", *sys.argv[1:]])}
+    meta = {"model_spec": model, "command": recorded_command()}
     console = Console(stderr=True)
     with logging_to(console), _progress(console) as on_step:
         result = train(
