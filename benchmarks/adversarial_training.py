@@ -18,9 +18,8 @@ from pathlib import Path
 
 import torch
 
-from robustkit.commands.train import fresh_model
 from robustkit.data import load_dataset
-from robustkit.training import TrainConfig, train
+from robustkit.training import TrainConfig, fresh_model, train
 
 METHODS = {"natural": "natural", "fgsm-rs": "fgsm-rs", "pgd-7": "pgd"}
 

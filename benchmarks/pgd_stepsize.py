@@ -39,10 +39,10 @@ from robustkit.attacks.pgd import (
     GradientAttack,
     PGDLinf,
 )
-from robustkit.data import load_dataset
+from robustkit.data import dataset_tensors, load_dataset
 from robustkit.models import RobustModel, load_model
 from robustkit.models.architectures import ARCHITECTURES
-from robustkit.training import DATASET_STATS, dataset_tensors
+from robustkit.training import DATASET_STATS
 
 HERE = Path(__file__).resolve().parent
 

@@ -5,46 +5,21 @@ Registered in robustkit.cli as ``app.command("train")(clean_errors(train_command
 
 from __future__ import annotations
 
-import shlex
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 from rich.console import Console
 
-from robustkit.commands.console import logging_to, stats_progress
-from robustkit.data import DatasetInfo, load_dataset
+from robustkit.commands.console import logging_to, recorded_command, stats_progress
+from robustkit.commands.options import DataRoot, Device
+from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
-from robustkit.models import RobustModel, check_classifier, load_model
+from robustkit.models import check_classifier
 from robustkit.models.architectures import ARCHITECTURES
-from robustkit.training import DATASET_STATS, StepStats, TrainConfig, check_output, train
-
-ARCH_PREFIX = "arch:"
-
-
-def fresh_model(
-    name: str, info: DatasetInfo, *, seed: int, device: str | None = None
-) -> RobustModel:
-    """An untrained architecture for ``info``, with the dataset's normalisation inside."""
-    if name not in ARCHITECTURES:
-        raise RobustkitError(
-            f"unknown architecture {name!r}: use arch: with one of {', '.join(ARCHITECTURES)}"
-        )
-    mean, std = DATASET_STATS.get(info.name, (None, None))
-    torch.manual_seed(seed)
-    return RobustModel(
-        ARCHITECTURES[name](num_classes=len(info.classes)),
-        mean=mean,
-        std=std,
-        input_shape=info.input_shape,
-        num_classes=len(info.classes),
-        name=f"{ARCH_PREFIX}{name}",
-        device=device,
-    )
+from robustkit.training import StepStats, TrainConfig, check_output, initial_model, train
 
 
 def train_command(
@@ -58,9 +33,7 @@ def train_command(
     dataset: Annotated[
         str, typer.Option(help="mnist, fashion-mnist, cifar10 or imagefolder:PATH")
     ] = "mnist",
-    data_root: Annotated[
-        Path | None, typer.Option(help="dataset folder (default: $ROBUSTKIT_DATA)")
-    ] = None,
+    data_root: DataRoot = None,
     method: Annotated[
         str, typer.Option(help="pgd, fgsm-rs, trades, manifold (needs --generator) or natural")
     ] = "pgd",
@@ -95,7 +68,7 @@ def train_command(
     ] = None,
     seed: Annotated[int, typer.Option(help="seed for init, shuffling and attacks")] = 0,
     num_samples: Annotated[int | None, typer.Option(help="seeded training subset size")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda (default: cuda if any)")] = None,
+    device: Device = None,
 ) -> None:
     """Train a model (adversarially) and write its weights, metadata and per-epoch metrics."""
     config = TrainConfig(
@@ -118,13 +91,10 @@ def train_command(
     if resume is not None and not resume.is_file():
         raise RobustkitError(f"--resume {resume} not found: give the .ckpt.pt of the run")
     info = load_dataset(dataset, root=data_root, train=True, num_samples=num_samples, seed=seed)
-    if model.startswith(ARCH_PREFIX):
-        robust_model = fresh_model(model[len(ARCH_PREFIX) :], info, seed=seed, device=device)
-    else:
-        robust_model = load_model(model, device=device)
+    robust_model = initial_model(model, info, seed=seed, device=device)
     first, _ = info.dataset[0]
     check_classifier(robust_model, first.unsqueeze(0).to(robust_model.device))
-    meta = {"model_spec": model, "command": shlex.join(["robustkit", *sys.argv[1:]])}
+    meta = {"model_spec": model, "command": recorded_command()}
     console = Console(stderr=True)
     with logging_to(console), _progress(console) as on_step:
         result = train(

@@ -30,6 +30,7 @@ from robustkit.defenses.gan.generators import (
 from robustkit.defenses.gan.projection import ProjectionConfig, project
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import device_of
+from robustkit.training.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -276,9 +277,7 @@ def _save_checkpoint(
         "opt_d": opt_d.state_dict(),
         "rng": rng.get_state(),
     }
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
-    partial.replace(path)
+    save_checkpoint(path, state, kind="GAN")
 
 
 def _load_checkpoint(
@@ -290,9 +289,7 @@ def _load_checkpoint(
     opt_d: torch.optim.Optimizer,
     rng: torch.Generator,
 ) -> int:
-    if not path.is_file():
-        raise RobustkitError(f"--resume needs the checkpoint {path}, which does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path, kind="GAN")
     if state["generator_config"] != asdict(config.generator):
         raise RobustkitError(
             f"checkpoint {path} was trained with {state['generator_config']}: resume with the "
