@@ -15,49 +15,40 @@ def _train(*args: str):
     return runner.invoke(app, ["train", *args])
 
 
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error:") and "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
-def test_cli_unknown_method(tmp_path):
+def test_cli_unknown_method(tmp_path, one_line_error):
     result = _train("--method", "pgdd", "--out", str(tmp_path / "m.pt"))
-    assert_one_line_error(result, "unknown training method 'pgdd'", "did you mean pgd")
+    one_line_error(result, "unknown training method 'pgdd'", "did you mean pgd")
 
 
-def test_cli_negative_eps(tmp_path):
-    assert_one_line_error(_train("--eps", "-0.1", "--out", str(tmp_path / "m.pt")), "--eps")
+def test_cli_negative_eps(tmp_path, one_line_error):
+    one_line_error(_train("--eps", "-0.1", "--out", str(tmp_path / "m.pt")), "--eps")
 
 
-def test_cli_missing_dataset(tmp_path):
+def test_cli_missing_dataset(tmp_path, one_line_error):
     result = _train("--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.pt"))
-    assert_one_line_error(result, "MNIST not found", "--data-root")
+    one_line_error(result, "MNIST not found", "--data-root")
 
 
-def test_cli_unknown_dataset(tmp_path):
-    assert_one_line_error(_train("--dataset", "mnistt", "--out", str(tmp_path / "m.pt")), "mnist")
+def test_cli_unknown_dataset(tmp_path, one_line_error):
+    one_line_error(_train("--dataset", "mnistt", "--out", str(tmp_path / "m.pt")), "mnist")
 
 
-def test_cli_unwritable_output(tmp_path):
+def test_cli_unwritable_output(tmp_path, one_line_error):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert_one_line_error(_train("--out", str(blocker / "m.pt")), "cannot write")
+    one_line_error(_train("--out", str(blocker / "m.pt")), "cannot write")
 
 
-def test_cli_unknown_architecture(tmp_path):
+def test_cli_unknown_architecture(tmp_path, one_line_error):
     result = _train(
         "--model", "arch:resnet", "--dataset", "mnist-sample", "--out", str(tmp_path / "m.pt")
     )
-    assert_one_line_error(result, "unknown architecture 'resnet'", "fast-mnist")
+    one_line_error(result, "unknown architecture 'resnet'", "fast-mnist")
 
 
-def test_cli_missing_checkpoint(tmp_path):
+def test_cli_missing_checkpoint(tmp_path, one_line_error):
     result = _train("--resume", str(tmp_path / "m.ckpt.pt"), "--out", str(tmp_path / "m.pt"))
-    assert_one_line_error(result, "--resume", "not found")
+    one_line_error(result, "--resume", "not found")
 
 
 def test_cli_trains_and_writes_every_output(tmp_path):
@@ -89,6 +80,6 @@ def test_cli_fine_tunes_on_a_generators_range(tmp_path):
     assert meta["model_spec"] == "zoo:mnist-cnn"
 
 
-def test_cli_manifold_without_generator_is_one_line(tmp_path):
+def test_cli_manifold_without_generator_is_one_line(tmp_path, one_line_error):
     result = _train("--method", "manifold", "--out", str(tmp_path / "m.pt"))
-    assert_one_line_error(result, "--generator")
+    one_line_error(result, "--generator")

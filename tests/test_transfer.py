@@ -256,15 +256,6 @@ def test_non_differentiable_sklearn_models_are_targets_only(data_root):
 # --- CLI ------------------------------------------------------------------------------------
 
 
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
 def write_factory(folder: Path, shape: tuple[int, int, int] = (1, 28, 28)) -> str:
     """A file.py:factory spec for an untrained linear model taking ``shape`` inputs."""
     path = folder / "nets.py"
@@ -291,12 +282,12 @@ def write_factory(folder: Path, shape: tuple[int, int, int] = (1, 28, 28)) -> st
         (["--ensemble"], ["--ensemble needs at least two --models"]),
     ],
 )
-def test_transfer_cli_bad_input_gives_one_line(tmp_path, args, fragments):
+def test_transfer_cli_bad_input_gives_one_line(tmp_path, args, fragments, one_line_error):
     base = ["transfer", "--dataset", "mnist-sample", "--num-samples", "10", "--out", str(tmp_path)]
-    assert_one_line_error(runner.invoke(app, [*base, *args]), *fragments)
+    one_line_error(runner.invoke(app, [*base, *args]), *fragments)
 
 
-def test_transfer_cli_mismatched_input_shape_gives_one_line(tmp_path):
+def test_transfer_cli_mismatched_input_shape_gives_one_line(tmp_path, one_line_error):
     spec = write_factory(tmp_path, shape=(1, 32, 32))
     result = runner.invoke(
         app,
@@ -312,7 +303,7 @@ def test_transfer_cli_mismatched_input_shape_gives_one_line(tmp_path):
             str(tmp_path / "out"),
         ],
     )
-    assert_one_line_error(result, "takes inputs of shape (1, 32, 32)", "(1, 28, 28)")
+    one_line_error(result, "takes inputs of shape (1, 32, 32)", "(1, 28, 28)")
 
 
 @pytest.mark.slow
