@@ -113,3 +113,21 @@ def test_listing_commands(tmp_path):
     assert attacks.exit_code == 0 and attacks.stdout.split() == ["pgd-l2", "pgd-linf"]
     models = runner.invoke(app, ["models"])
     assert models.exit_code == 0 and "zoo:mnist-cnn" in models.stdout
+
+
+def test_a_long_model_name_is_never_cut_from_the_table(tmp_path):
+    folder = tmp_path / "a_rather_long_folder_name_for_a_model_factory"
+    folder.mkdir()
+    factory = folder / "my_classifier_definition.py"
+    factory.write_text(
+        "from robustkit.models.zoo import load_zoo_model\n"
+        "def make():\n"
+        "    return load_zoo_model('mnist-cnn').model\n"
+    )
+    spec = f"{factory}:make"
+    args = ["--model", spec, "--mean", "0.1307", "--std", "0.3081", "--attacks", "fgsm"]
+    args += ["--eps", "0.1", "--num-samples", "4", "--no-noise-probes", "--out", str(tmp_path)]
+    result = audit(*args)
+    assert result.exit_code == 0, result.output
+    assert spec in "".join(result.stdout.split())
+    assert "…" not in result.stdout

@@ -15,7 +15,13 @@ from robustkit.auditing.engine import audit
 from robustkit.auditing.plan import DEFAULT_ATTACKS
 from robustkit.auditing.results import WORST_CASE, AuditResult, ensure_writable_dir
 from robustkit.auditing.suites import DEFAULT_SUITE, SUITES, get_suite
-from robustkit.commands.console import recorded_command, stderr, stdout
+from robustkit.commands.console import (
+    logging_to,
+    print_table,
+    recorded_command,
+    stderr,
+    stdout,
+)
 from robustkit.commands.gan import load_defense
 from robustkit.commands.options import (
     BatchSize,
@@ -31,6 +37,7 @@ from robustkit.defenses.evaluation import DEFENSE_ATTACKS, audit_defense
 from robustkit.models import check_deterministic, load_model
 from robustkit.reports import write_report
 
+MODEL_COLUMN_WIDTH = 24  # a longer model name wraps over several lines
 DEFAULT_NUM_SAMPLES = 100  # images an audit attacks unless told: under a minute on 2 cores
 
 
@@ -171,22 +178,23 @@ def audit_command(
         defended = load_defense(
             defense, robust_model, steps=projection_steps, restarts=projection_restarts
         )
-        result = audit_defense(
-            robust_model,
-            defended,
-            info,
-            attacks=attack_names,
-            eps=linf_budgets,
-            eps_l2=l2_budgets,
-            sigmas=noise_budgets,
-            steps=steps,
-            restarts=restarts,
-            eot_samples=eot_samples,
-            suite=suite,
-            batch_size=batch_size,
-            seed=seed,
-            progress=True,
-        )
+        with logging_to(stderr):
+            result = audit_defense(
+                robust_model,
+                defended,
+                info,
+                attacks=attack_names,
+                eps=linf_budgets,
+                eps_l2=l2_budgets,
+                sigmas=noise_budgets,
+                steps=steps,
+                restarts=restarts,
+                eot_samples=eot_samples,
+                suite=suite,
+                batch_size=batch_size,
+                seed=seed,
+                progress=True,
+            )
     else:
         result = audit(
             robust_model,
@@ -206,7 +214,7 @@ def audit_command(
     result.config["command"] = recorded_command()
     result.save(out_dir)
     report = write_report(result, out_dir / "report.html")
-    stdout.print(summary_table(result))
+    print_table(summary_table(result))
     flags = sanity_flags(result)
     print_flags(result, flags)
     stdout.print(f"results written to {out_dir}/, report: {report}", highlight=False)
@@ -242,11 +250,16 @@ def summary_table(result: AuditResult) -> Table:
         f"({config['num_samples']} samples, {config['wall_time_s']:.1f} s)"
     )
     several = summary["model"].nunique() > 1
+    names = int(summary["model"].astype(str).str.len().max())
     text = ["model"] * several + ["attack", "norm"]
     for column in [*text, "eps", "n", "clean acc", "robust acc", "95% CI"]:
         right = column not in text
         table.add_column(
-            column, justify="right" if right else "left", overflow="fold", no_wrap=right
+            column,
+            justify="right" if right else "left",
+            overflow="fold",
+            no_wrap=column != "model",  # only the model's name may wrap, never be cut
+            min_width=min(MODEL_COLUMN_WIDTH, names) if column == "model" else None,
         )
     for row in summary.itertuples():
         style = "bold" if row.attack == WORST_CASE else None

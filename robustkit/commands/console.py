@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from robustkit.errors import RobustkitError
 
@@ -35,6 +37,15 @@ def clean_errors(command: F) -> F:
             raise typer.Exit(code=2) from None
 
     return run  # type: ignore[return-value]
+
+
+def print_table(table: Table) -> None:
+    """A table on stdout; piped into a file it keeps its natural width instead of 80 columns."""
+    if stdout.is_terminal:
+        stdout.print(table)
+        return
+    natural = Measurement.get(stdout, stdout.options.update_width(10_000), table).maximum
+    Console(width=max(stdout.width, natural)).print(table)
 
 
 def recorded_command() -> str:

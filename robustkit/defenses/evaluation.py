@@ -8,6 +8,7 @@ family when a generator-searching attack runs), never the oblivious attack alone
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -25,7 +26,10 @@ from robustkit.auditing.probes import probe_model
 from robustkit.auditing.results import AuditResult
 from robustkit.data import DatasetInfo
 from robustkit.defenses.adaptive import EOT
+from robustkit.defenses.estimate import estimate_defense_cost
 from robustkit.models import RobustModel, check_classifier
+
+log = logging.getLogger(__name__)
 
 FAMILIES = ("oblivious", "bpda", "bpda-eot")
 LATENT = "latent"  # the family of attacks in a generator's latent space
@@ -83,7 +87,15 @@ def audit_defense(
     loader = batch_loader(info, batch_size)
     first_x, first_y = next(iter(loader))
     check_classifier(robust_model, first_x[:2].to(robust_model.device))
+    projection_started = time.perf_counter()
     check_classifier(defense, first_x[:2].to(robust_model.device))
+    cost = estimate_defense_cost(
+        [*plan.independent, *plan.cascade],
+        num_samples=len(info.dataset),  # type: ignore[arg-type]
+        eot_samples=eot_samples,
+        seconds_per_projection=(time.perf_counter() - projection_started) / 2,
+    )
+    log.info(cost.describe())
     # A defense's forward pass is a whole projection: probe its gradients on a few inputs only.
     probe_x, probe_y = first_x[:DEFENSE_PROBE_SIZE], first_y[:DEFENSE_PROBE_SIZE]
     model_flags = probe_model(defense, probe_x.to(robust_model.device), probe_y, eot=True)

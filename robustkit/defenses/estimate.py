@@ -1,0 +1,75 @@
+"""The up-front cost of a defense audit: every forward pass of the defense is a whole projection.
+
+A user about to audit a projection defense on a CPU should learn before it starts that
+``samples x attack iterations x EOT samples`` projections of ``steps x restarts`` generator passes
+each lie ahead, how long that will take here, and which settings make it affordable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from robustkit.attacks import Attack
+
+log = logging.getLogger(__name__)
+
+CPU_FRIENDLY = (
+    "--num-samples 16 --steps 10 --projection-steps 50 --projection-restarts 2 --eot-samples 2"
+)
+
+
+def attack_iterations(attack: Attack) -> int:
+    """Forward (and backward) passes one attack spends per sample at most, without early stop."""
+    passes = int(getattr(attack, "queries", getattr(attack, "steps", 1)))
+    restarts = int(getattr(attack, "restarts", 1))
+    targets = int(getattr(attack, "num_targets", 1))
+    return passes * restarts * targets
+
+
+@dataclass(frozen=True)
+class DefenseCost:
+    """How many projections a defense audit may run and how long they may take here."""
+
+    projections: int
+    seconds_per_projection: float
+
+    @property
+    def seconds(self) -> float:
+        return self.projections * self.seconds_per_projection
+
+    def describe(self) -> str:
+        """One line for the terminal, ending with the CPU-friendly settings."""
+        return (
+            f"defense audit: up to {self.projections:,} projections at about "
+            f"{self.seconds_per_projection * 1000:.0f} ms each, so up to {_duration(self.seconds)} "
+            f"here (attacks stop early on broken points); for a quick look: {CPU_FRIENDLY}"
+        )
+
+
+def estimate_defense_cost(
+    attacks: Iterable[Attack],
+    *,
+    num_samples: int,
+    eot_samples: int,
+    seconds_per_projection: float,
+) -> DefenseCost:
+    """Projections of an audit running ``attacks`` through BPDA, BPDA+EOT and obliviously."""
+    per_sample = 0
+    for attack in attacks:
+        if attack.needs_generator:
+            per_sample += 1  # searched on the bare classifier, scored by one projection
+            continue
+        iterations = attack_iterations(attack)
+        per_sample += 1 + iterations + iterations * eot_samples + 2  # oblivious, bpda, eot, scores
+    return DefenseCost(num_samples * per_sample, seconds_per_projection)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{math.ceil(seconds)} s"
+    if seconds < 5400:
+        return f"{math.ceil(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
