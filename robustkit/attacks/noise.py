@@ -16,6 +16,8 @@ from robustkit.attacks.registry import register_attack
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS, device_of
 
+MAX_NOISE_TARGETS = 10  # PGD-from-noise targets: every class of a 10-class model, 10 of ImageNet's
+
 
 @register_attack("gaussian-noise")
 @dataclass(frozen=True, kw_only=True)
@@ -97,7 +99,7 @@ def pure_noise_probe(
                         "mean": float(mean),
                         "sigma": float(sigma),
                         "top1_class": cls,
-                        "top1_name": class_names[cls] if class_names else str(cls),
+                        "top1_name": _name(class_names, cls),
                         "top1_share": named.float().mean().item(),
                         "confidence": confidence[named].mean().item(),
                         "max_confidence": confidence.max().item(),
@@ -117,7 +119,8 @@ def pgd_from_noise(
     mean: float = 0.5,
     sigma: float = 0.25,
 ) -> pd.DataFrame:
-    """Start targeted L-inf PGD from pure noise towards every class in turn.
+    """Start targeted L-inf PGD from pure noise towards every class in turn (towards
+    ``MAX_NOISE_TARGETS`` evenly spaced classes of a model with more).
 
     One row per target class: the share of noise images turned into that class within eps of
     the noise, and the mean confidence reached (all steps run, to push the confidence).
@@ -125,7 +128,7 @@ def pgd_from_noise(
     device = device_of(model)
     attack = PGDLinf(steps=steps, random_start=False, early_stop=False)
     rows = []
-    for target in range(num_classes):
+    for target in _spread(num_classes, MAX_NOISE_TARGETS):
         noise = pure_noise((samples_per_class, *input_shape), mean, sigma, device)
         with torch.no_grad():
             start_pred = model(noise).argmax(dim=1)
@@ -142,3 +145,16 @@ def pgd_from_noise(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _name(class_names: Sequence[str] | None, index: int) -> str:
+    """The name of class ``index``; the index itself past the names (a dataset with fewer
+    classes than the model)."""
+    return class_names[index] if class_names and index < len(class_names) else str(index)
+
+
+def _spread(num_classes: int, most: int) -> list[int]:
+    """All class indices, or ``most`` of them evenly spaced from the first to the last."""
+    if num_classes <= most:
+        return list(range(num_classes))
+    return torch.linspace(0, num_classes - 1, most).round().long().tolist()

@@ -78,4 +78,5 @@ def describe_model(model: RobustModel) -> dict[str, Any]:
         "input_shape": list(model.input_shape) if model.input_shape else None,
         "mean": None if model.mean is None else model.mean.flatten().tolist(),
         "std": None if model.std is None else model.std.flatten().tolist(),
+        "execution": dataclasses.asdict(model.execution),
     }

@@ -25,8 +25,12 @@ from robustkit.commands.console import (
 from robustkit.commands.gan import load_defense
 from robustkit.commands.options import (
     BatchSize,
+    ChannelsLast,
+    Compile,
     DataRoot,
     Device,
+    Labels,
+    Precision,
     Seed,
     parse_floats,
     parse_names,
@@ -35,6 +39,7 @@ from robustkit.commands.options import (
 from robustkit.data import load_dataset, subset
 from robustkit.defenses.evaluation import DEFENSE_ATTACKS, audit_defense
 from robustkit.models import check_deterministic, load_model
+from robustkit.models.execution import Execution
 from robustkit.reports import write_report
 
 MODEL_COLUMN_WIDTH = 24  # a longer model name wraps over several lines
@@ -60,6 +65,7 @@ def audit_command(
         str, typer.Option(help="mnist-sample, mnist, fashion-mnist, cifar10 or imagefolder:PATH")
     ] = "mnist-sample",
     data_root: DataRoot = None,
+    labels: Labels = None,
     attacks: Annotated[
         str | None,
         typer.Option(
@@ -106,6 +112,9 @@ def audit_command(
     ] = None,
     batch_size: BatchSize = 500,
     device: Device = None,
+    precision: Precision = "fp32",
+    channels_last: ChannelsLast = False,
+    compile_forward: Compile = False,
     seed: Seed = 0,
     image_size: Annotated[
         int | None, typer.Option(help="resize imagefolder images (default: the model's size)")
@@ -161,10 +170,18 @@ def audit_command(
         mean=parse_floats(mean, "--mean") if mean else None,
         std=parse_floats(std, "--std") if std else None,
         device=device,
+        execution=Execution(precision, channels_last, compile_forward),
     )
     if image_size is None and robust_model.input_shape:
         image_size = robust_model.input_shape[-1]
-    info = load_dataset(dataset, root=data_root, seed=seed, image_size=image_size)
+    info = load_dataset(
+        dataset,
+        root=data_root,
+        seed=seed,
+        image_size=image_size,
+        model=robust_model,
+        labels=labels,
+    )
     if num_samples != 0:
         size = len(info.dataset)  # type: ignore[arg-type]
         chosen = min(DEFAULT_NUM_SAMPLES, size) if num_samples is None else num_samples

@@ -13,6 +13,23 @@ DataRoot = Annotated[Path | None, typer.Option(help="dataset folder (default: $R
 Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: cuda if available)")]
 Seed = Annotated[int, typer.Option(help="seed for subsets, initialisation and random starts")]
 BatchSize = Annotated[int, typer.Option(help="images per batch")]
+Labels = Annotated[
+    Path | None,
+    typer.Option(
+        help="imagefolder: CSV of folder,index lines giving each class folder's model class "
+        "[default: by the model's class names or ImageNet wnids, else the folders' order]",
+        show_default=False,
+    ),
+]
+Precision = Annotated[
+    str, typer.Option(help="the model's forward in fp32, or autocast to bf16 or fp16 (GPU only)")
+]
+ChannelsLast = Annotated[
+    bool, typer.Option(help="channels_last memory format: faster convolutions on CUDA")
+]
+Compile = Annotated[
+    bool, typer.Option("--compile/--no-compile", help="torch.compile the model's forward")
+]
 
 
 def parse_floats(text: str, option: str) -> list[float]:

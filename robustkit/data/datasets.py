@@ -6,13 +6,18 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from robustkit.data.folders import DEFAULT_SIZE, image_folder
 from robustkit.errors import RobustkitError
 from robustkit.registry import unknown_name_error
+
+if TYPE_CHECKING:
+    from robustkit.models import RobustModel
 
 SAMPLE_NAME = "mnist-sample"
 SAMPLE_FILE = Path(__file__).parent / "files" / "mnist_test_1000.npz"
@@ -71,14 +76,26 @@ def load_dataset(
     num_samples: int | None = None,
     seed: int = 0,
     image_size: int | None = None,
+    model: RobustModel | None = None,
+    labels: str | Path | None = None,
 ) -> DatasetInfo:
-    """Load a dataset by name, optionally as a fixed seeded subset of ``num_samples`` items."""
+    """Load a dataset by name, optionally as a fixed seeded subset of ``num_samples`` items.
+
+    An ``imagefolder:PATH`` is labelled in ``model``'s class indices: by its class names or ids
+    (ImageNet wnids) where it has them, by the ``labels`` CSV (folder,index lines) when given,
+    else in the folders' sorted order.
+    """
+    if labels is not None and not name.startswith(IMAGEFOLDER_PREFIX):
+        raise RobustkitError(
+            f"--labels maps image folders to classes, and {name!r} is not one: drop --labels"
+        )
     if name == SAMPLE_NAME:
         info = _load_sample()
     elif name in _TORCHVISION:
         info = _load_torchvision(name, root=root, train=train)
     elif name.startswith(IMAGEFOLDER_PREFIX):
-        info = _load_imagefolder(name[len(IMAGEFOLDER_PREFIX) :], image_size=image_size)
+        path = name[len(IMAGEFOLDER_PREFIX) :]
+        info = _load_imagefolder(path, image_size=image_size, model=model, labels=labels)
     else:
         raise unknown_name_error(
             "dataset", name, [SAMPLE_NAME, *_TORCHVISION], extra=[f"{IMAGEFOLDER_PREFIX}PATH"]
@@ -151,31 +168,32 @@ def _load_torchvision(name: str, *, root: str | Path | None, train: bool) -> Dat
     )
 
 
-def _load_imagefolder(path: str, *, image_size: int | None) -> DatasetInfo:
-    from torchvision import datasets, transforms
-
+def _load_imagefolder(
+    path: str,
+    *,
+    image_size: int | None,
+    model: RobustModel | None,
+    labels: str | Path | None,
+) -> DatasetInfo:
     folder = Path(path).expanduser()
     if not path or not folder.is_dir():
         raise RobustkitError(
             f"image folder '{path}' not found: give imagefolder:PATH with PATH a folder "
             "holding one subfolder of images per class"
         )
-    size = image_size or 224
-    transform = transforms.Compose(
-        [transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()]
+    size = image_size or DEFAULT_SIZE
+    dataset, folder_labels = image_folder(
+        folder,
+        size=size,
+        classes=None if model is None else model.classes,
+        num_classes=None if model is None else model.num_classes,
+        labels_file=labels,
     )
-    try:
-        dataset = datasets.ImageFolder(str(folder), transform=transform)
-    except FileNotFoundError as exc:
-        raise RobustkitError(
-            f"no images found in '{folder}': put images in one subfolder per class "
-            f"(e.g. {folder}/cat/1.png)"
-        ) from exc
     return DatasetInfo(
         dataset=dataset,
         name=f"{IMAGEFOLDER_PREFIX}{folder}",
-        classes=list(dataset.classes),
-        input_shape=(3, size, size),  # ImageFolder's loader converts every image to RGB
+        classes=folder_labels.names,
+        input_shape=(3, size, size),  # every image is read as RGB
     )
 
 

@@ -18,6 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from robustkit.errors import RobustkitError
+from robustkit.models.classes import ModelClasses, timm_classes, torchvision_classes
+from robustkit.models.execution import Execution
 from robustkit.models.wrapper import RobustModel
 
 SPEC_FORMS = (
@@ -39,6 +41,7 @@ class _Built:
     std: Sequence[float] | None = None
     input_shape: tuple[int, int, int] | None = None
     num_classes: int | None = None
+    classes: ModelClasses | None = None
 
 
 def load_model(
@@ -50,10 +53,13 @@ def load_model(
     std: Sequence[float] | None = None,
     device: str | torch.device | None = None,
     num_classes: int | None = None,
+    execution: Execution | None = None,
 ) -> RobustModel:
     """Build the model named by ``spec``, optionally load ``checkpoint``, and wrap it.
 
-    Explicit ``mean``/``std`` override the normalisation the model's library recommends.
+    Explicit ``mean``/``std`` override the normalisation the model's library recommends; the
+    model's class names come from its library where it has them (timm, torchvision);
+    ``execution`` sets precision, channels_last and torch.compile.
     """
     built = _build(spec.strip(), pretrained=pretrained, num_classes=num_classes)
     if checkpoint is not None:
@@ -69,6 +75,8 @@ def load_model(
         num_classes=num_classes if num_classes is not None else built.num_classes,
         name=spec,
         device=device,
+        classes=built.classes,
+        execution=execution,
     )
 
 
@@ -131,6 +139,7 @@ def _from_timm(name: str, pretrained: bool, num_classes: int | None) -> _Built:
         std=cfg.get("std"),
         input_shape=tuple(size) if size and len(size) == 3 else None,
         num_classes=getattr(module, "num_classes", None) or cfg.get("num_classes"),
+        classes=timm_classes(module),
     )
 
 
@@ -174,9 +183,9 @@ def _from_torchvision(name: str, pretrained: bool, num_classes: int | None) -> _
         crop = (crop, crop)
     if crop:
         built.input_shape = (3, int(crop[0]), int(crop[1]))
-    if built.num_classes is None:
-        categories = weights.meta.get("categories")
-        built.num_classes = len(categories) if categories else None
+    built.classes = torchvision_classes(weights.meta, num_classes)
+    if built.num_classes is None and built.classes is not None:
+        built.num_classes = len(built.classes)
     return built
 
 
@@ -197,6 +206,7 @@ def _from_factory(module: Any, factory: str, where: str, num_classes: int | None
             std=_as_list(result.std),
             input_shape=result.input_shape,
             num_classes=result.num_classes,
+            classes=result.classes,
         )
     if not isinstance(result, nn.Module):
         raise RobustkitError(

@@ -8,7 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from robustkit.errors import RobustkitError
+from robustkit.models.classes import ModelClasses
 from robustkit.models.device import resolve_device
+from robustkit.models.execution import Execution
 
 BOUNDS = (0.0, 1.0)
 
@@ -16,7 +18,9 @@ BOUNDS = (0.0, 1.0)
 class RobustModel(nn.Module):
     """A classifier that takes pixels in [0, 1] and returns logits.
 
-    Normalisation happens inside ``forward``, so attacks only ever see [0, 1] pixels.
+    Normalisation happens inside ``forward``, so attacks only ever see [0, 1] pixels. ``classes``
+    names the outputs where the model's library knows them; ``execution`` sets the precision,
+    memory format and compilation of the wrapped model's forward (logits always come back fp32).
     """
 
     bounds: tuple[float, float] = BOUNDS
@@ -31,12 +35,21 @@ class RobustModel(nn.Module):
         num_classes: int | None = None,
         name: str = "model",
         device: str | torch.device | None = None,
+        classes: ModelClasses | None = None,
+        execution: Execution | None = None,
     ) -> None:
         super().__init__()
+        if classes is not None and num_classes not in (None, len(classes)):
+            raise RobustkitError(
+                f"the model names {len(classes)} classes but num_classes is {num_classes}: "
+                "drop one of them or make them agree"
+            )
         self.model = model
         self.name = name
         self.input_shape = input_shape
-        self.num_classes = num_classes
+        self.num_classes = len(classes) if classes is not None else num_classes
+        self.classes = classes
+        self.execution = execution or Execution()
         self.mean: Tensor | None
         self.std: Tensor | None
         if (mean is None) != (std is None):
@@ -48,12 +61,18 @@ class RobustModel(nn.Module):
             self.mean = None
             self.std = None
         self.to(resolve_device(device))
+        self.execution.check_device(self.device)
+        self.execution.prepare(self.model)
         self.eval()
 
     def forward(self, x: Tensor) -> Tensor:
         if self.mean is not None and self.std is not None:
             x = (x - self.mean) / self.std
-        return self.model(x)
+        with self.execution.autocast(x.device):
+            logits = self.model(self.execution.inputs(x))
+        if self.execution.dtype is not None and isinstance(logits, Tensor):
+            logits = logits.float()
+        return logits
 
     @property
     def device(self) -> torch.device:
