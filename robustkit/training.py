@@ -39,8 +39,8 @@ from robustkit.defenses.adversarial_training import (
     monitor_attacks,
     training_attack,
 )
-from robustkit.defenses.gan.zoo import resolve_generator
 from robustkit.errors import RobustkitError
+from robustkit.generative.zoo import resolve_generator
 from robustkit.models import RobustModel
 
 log = logging.getLogger(__name__)

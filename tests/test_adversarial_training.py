@@ -17,8 +17,8 @@ from robustkit.cli import app
 from robustkit.commands.train import fresh_model
 from robustkit.data import load_dataset
 from robustkit.defenses.adversarial_training import OverfittingGuard, training_attack
-from robustkit.defenses.gan.zoo import load_zoo_generator
 from robustkit.errors import RobustkitError
+from robustkit.generative.zoo import load_zoo_generator
 from robustkit.models.zoo import WEIGHTS_DIR, ZOO, load_zoo_model
 from robustkit.training import StepStats, TrainConfig, dataset_tensors, train
 

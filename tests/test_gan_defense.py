@@ -15,18 +15,18 @@ from robustkit.commands.gan import load_defense, train_gan_command
 from robustkit.data import load_dataset
 from robustkit.defenses.adaptive import EOT
 from robustkit.defenses.evaluation import audit_defense
-from robustkit.defenses.gan.defense import ManifoldProjectionDefense
-from robustkit.defenses.gan.generators import (
+from robustkit.defenses.manifold import ManifoldProjectionDefense
+from robustkit.errors import RobustkitError
+from robustkit.generative.generators import (
     Generator,
     GeneratorConfig,
     load_generator,
     sample_latents,
     save_generator,
 )
-from robustkit.defenses.gan.projection import ProjectionConfig, project
-from robustkit.defenses.gan.training import GANTrainConfig, run_paths, train_gan
-from robustkit.defenses.gan.zoo import GENERATOR_ZOO, load_zoo_generator
-from robustkit.errors import RobustkitError
+from robustkit.generative.projection import ProjectionConfig, project
+from robustkit.generative.training import GANTrainConfig, run_paths, train_gan
+from robustkit.generative.zoo import GENERATOR_ZOO, load_zoo_generator
 from robustkit.models import load_model
 
 

@@ -16,15 +16,15 @@ from torch import nn
 
 from robustkit.commands.console import logging_to, stats_progress
 from robustkit.data import load_dataset
-from robustkit.defenses.gan.defense import ManifoldProjectionDefense
-from robustkit.defenses.gan.generators import (
+from robustkit.defenses.manifold import ManifoldProjectionDefense
+from robustkit.errors import RobustkitError
+from robustkit.generative.generators import (
     ARCHS,
     GeneratorConfig,
     save_generator,
 )
-from robustkit.defenses.gan.training import GANStep, GANTrainConfig, stack_images, train_gan
-from robustkit.defenses.gan.zoo import resolve_generator
-from robustkit.errors import RobustkitError
+from robustkit.generative.training import GANStep, GANTrainConfig, stack_images, train_gan
+from robustkit.generative.zoo import resolve_generator
 from robustkit.models import load_model
 from robustkit.models.wrapper import device_of
 

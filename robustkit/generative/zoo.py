@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from robustkit.defenses.gan.generators import Generator, load_generator
+from robustkit.generative.generators import Generator, load_generator
 from robustkit.registry import unknown_name_error
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from robustkit.defenses.gan.generators import Generator
-from robustkit.defenses.gan.projection import ProjectionConfig, project
+from robustkit.generative.generators import Generator
+from robustkit.generative.projection import ProjectionConfig, project
 
 
 class ManifoldProjectionDefense(nn.Module):
