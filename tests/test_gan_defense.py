@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 from robustkit.attacks import LatentOverpowered, PGDLinf
 from robustkit.commands.console import clean_errors
-from robustkit.commands.gan import load_defense, train_gan_command
+from robustkit.commands.gan import train_gan_command
 from robustkit.data import load_dataset
 from robustkit.defenses.adaptive import EOT
 from robustkit.defenses.evaluation import audit_defense
-from robustkit.defenses.manifold import ManifoldProjectionDefense
+from robustkit.defenses.manifold import ManifoldProjectionDefense, load_defense
 from robustkit.errors import RobustkitError
 from robustkit.generative.generators import (
     Generator,

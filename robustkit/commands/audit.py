@@ -16,7 +16,6 @@ from robustkit.auditing.plan import DEFAULT_ATTACKS
 from robustkit.auditing.results import WORST_CASE, AuditResult, ensure_writable_dir
 from robustkit.auditing.suites import DEFAULT_SUITE, SUITES, get_suite
 from robustkit.commands.console import recorded_command, stderr, stdout
-from robustkit.commands.gan import load_defense
 from robustkit.commands.options import (
     BatchSize,
     DataRoot,
@@ -27,6 +26,7 @@ from robustkit.commands.options import (
 )
 from robustkit.data import load_dataset, subset
 from robustkit.defenses.evaluation import DEFENSE_ATTACKS, audit_defense
+from robustkit.defenses.manifold import load_defense
 from robustkit.models import load_model
 from robustkit.reports import write_report
 
