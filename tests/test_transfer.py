@@ -20,8 +20,10 @@ from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, load_zoo_model
 from robustkit.models.ensemble import Ensemble
-from robustkit.models.sklearn import KINDS, train_sklearn_model
-from robustkit.transfer import COLUMNS, data_tensors, transfer_matrix
+from robustkit.transfer import COLUMNS, transfer_matrix
+from robustkit.transfer.matrix import data_tensors
+from robustkit.transfer.result import pivot, read_frames
+from robustkit.transfer.sklearn_targets import KINDS, train_sklearn_model
 
 runner = CliRunner()
 TRAIN_IMAGES = 4000
@@ -157,6 +159,29 @@ def test_heatmap_and_tables_are_written(tmp_path):
         assert (tmp_path / f"transfer_matrix.{suffix}").stat().st_size > 0
     pivot = pd.read_csv(tmp_path / "transfer_matrix.pivot.csv", index_col=0)
     assert pivot.loc["mnist-cnn", "mnist-cnn"] == cell(result, "mnist-cnn", "mnist-cnn")
+    read = read_frames([tmp_path, tmp_path / "elsewhere"])  # what the report reads
+    pd.testing.assert_frame_equal(read, result.frame)
+
+
+def test_pivot_keeps_the_order_of_the_frame_and_averages_repeated_cells(tmp_path):
+    rows = [
+        ("b", "y", 0.2, True),
+        ("b", "x", 0.4, True),
+        ("a", "y", 0.6, True),
+        ("a", "x", 1.0, True),
+        ("a", "x", 0.8, True),
+        ("a", "x", 0.0, False),
+    ]
+    frame = pd.DataFrame(
+        [(s, t, 0.3, "pgd-linf", 10, rate, c) for s, t, rate, c in rows], columns=COLUMNS
+    )
+    table = pivot(frame)
+    assert list(table.index) == ["b", "a"] and list(table.columns) == ["y", "x"]
+    assert table.loc["a", "x"] == pytest.approx(0.9)
+    assert pivot(frame, conditioned=False).loc["a", "x"] == 0.0
+    frame.drop(columns="n").to_csv(tmp_path / "transfer_matrix.csv", index=False)
+    with pytest.raises(RobustkitError, match="lacks the columns n: a transfer matrix needs source"):
+        read_frames([tmp_path])
 
 
 def test_mismatched_input_shapes_and_bad_sources_are_refused():
