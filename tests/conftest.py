@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from robustkit.generative.generators import Generator
 
 
 @pytest.fixture
@@ -17,6 +23,25 @@ def data_root() -> Path:
     if not root:
         pytest.skip("set ROBUSTKIT_DATA to a folder holding MNIST/raw and FashionMNIST/raw")
     return Path(root)
+
+
+@pytest.fixture(scope="module")
+def classifier() -> nn.Module:
+    """The bundled zoo:mnist-cnn on the CPU."""
+    from robustkit.models import load_model
+
+    return load_model("zoo:mnist-cnn", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_generator() -> Generator:
+    """A seeded, untrained DCGAN generator (latent 16, width 16), frozen in eval mode."""
+    import torch
+
+    from robustkit.generative.generators import Generator, GeneratorConfig
+
+    torch.manual_seed(0)
+    return Generator(GeneratorConfig(latent_dim=16, width=16)).eval().requires_grad_(False)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,4 +1,4 @@
-"""Transfer attacks: the matrix, ensembles, scikit-learn targets, MI-FGSM and the CLI."""
+"""Transfer attacks (robustkit/transfer): the matrix, ensemble sources, sklearn targets, CLI."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from typer.testing import CliRunner
 
-from robustkit.attacks import FGSM, MIFGSM, PGDLinf
+from robustkit.attacks import FGSM, MIFGSM
 from robustkit.auditing.inputs import build_attack
 from robustkit.cli import app
 from robustkit.data import load_dataset
@@ -194,45 +194,6 @@ def test_mismatched_input_shapes_and_bad_sources_are_refused():
         transfer_matrix({"m": model}, {"m": other}, bundled_sample(4), eps=0.1)
     with pytest.raises(RobustkitError, match="both called"):
         transfer_matrix([model, other], [model], bundled_sample(4), eps=0.1)
-
-
-# --- ensembles ------------------------------------------------------------------------------
-
-
-def test_ensemble_outputs():
-    torch.manual_seed(0)
-    members = [nn.Sequential(nn.Flatten(), nn.Linear(16, 5)) for _ in range(3)]
-    x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 5, (8,))
-    member_ce = torch.stack([F.cross_entropy(m(x), y, reduction="none") for m in members])
-    out = Ensemble(members, mode="loss")(x)
-    # the label's loss is exactly the mean member cross-entropy ...
-    nll = -out.gather(1, y[:, None]).squeeze(1)
-    assert torch.allclose(nll, member_ce.mean(dim=0), atol=1e-6)
-    # ... and cross-entropy renormalises it by logsumexp(out) <= 0 (0 when the members agree)
-    ce = F.cross_entropy(out, y, reduction="none")
-    assert torch.allclose(ce, member_ce.mean(dim=0) + out.logsumexp(dim=1), atol=1e-6)
-    assert (out.logsumexp(dim=1) <= 1e-6).all()
-    same = Ensemble([members[0], members[0]], mode="loss")(x)
-    assert torch.allclose(F.cross_entropy(same, y), F.cross_entropy(members[0](x), y), atol=1e-6)
-    logits = Ensemble(members, mode="logits")(x)
-    assert torch.allclose(logits, torch.stack([m(x) for m in members]).mean(dim=0))
-    with pytest.raises(RobustkitError, match="'loss' or 'logits'"):
-        Ensemble(members, mode="probs")
-
-
-# --- MI-FGSM --------------------------------------------------------------------------------
-
-
-def test_mi_fgsm_without_momentum_is_iterative_fgsm_and_its_first_step_is_fgsm():
-    model = load_zoo_model("mnist-cnn", device="cpu")
-    x, y = bundled_sample(16)
-    basic = PGDLinf(steps=10, rel_stepsize=0.1, random_start=False, early_stop=False)
-    no_momentum = MIFGSM(decay=0.0)(model, x, y, eps=0.1)
-    assert torch.allclose(no_momentum.x_adv, basic(model, x, y, eps=0.1).x_adv)
-    one_step = MIFGSM(steps=1, rel_stepsize=1.0)(model, x, y, eps=0.1)
-    assert torch.allclose(one_step.x_adv, FGSM()(model, x, y, eps=0.1).x_adv)
-    with_momentum = MIFGSM()(model, x, y, eps=0.1)
-    assert not torch.allclose(with_momentum.x_adv, no_momentum.x_adv)
 
 
 # --- scikit-learn models --------------------------------------------------------------------
