@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from robustkit.attacks import LatentOverpowered, PGDLinf
-from robustkit.commands.gan import load_defense
 from robustkit.data import load_dataset
 from robustkit.defenses.evaluation import audit_defense
+from robustkit.defenses.manifold import load_defense
 from robustkit.models import load_model
 
 

@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 
 from robustkit.data import load_dataset
-from robustkit.defenses.gan.training import GANTrainConfig, evaluate_generator, stack_images
-from robustkit.defenses.gan.zoo import resolve_generator
+from robustkit.generative.training import GANTrainConfig, evaluate_generator, stack_images
+from robustkit.generative.zoo import resolve_generator
 from robustkit.models import load_model
 
 

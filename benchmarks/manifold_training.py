@@ -18,9 +18,9 @@ import pandas as pd
 import torch
 
 from robustkit.attacks import LatentOverpowered, PGDLinf
-from robustkit.commands.gan import load_defense
 from robustkit.data import load_dataset
 from robustkit.defenses.evaluation import audit_defense
+from robustkit.defenses.manifold import load_defense
 from robustkit.models import RobustModel, load_model
 from robustkit.training import TrainConfig, train
 

@@ -19,9 +19,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from robustkit.data import load_dataset
-from robustkit.defenses.gan.generators import Generator
-from robustkit.defenses.gan.projection import ProjectionConfig, project
-from robustkit.defenses.gan.zoo import resolve_generator
+from robustkit.generative.generators import Generator
+from robustkit.generative.projection import ProjectionConfig, project
+from robustkit.generative.zoo import resolve_generator
 
 
 def best_of(repeats: int, run: Callable[[], object]) -> float:

@@ -30,8 +30,8 @@ from robustkit.attacks import Attack, create_attack
 from robustkit.data import load_dataset
 from robustkit.models import RobustModel, load_zoo_model
 from robustkit.models.ensemble import Ensemble
-from robustkit.models.sklearn import train_sklearn_model
-from robustkit.transfer import data_tensors, transfer_matrix
+from robustkit.transfer.matrix import data_tensors, transfer_matrix
+from robustkit.transfer.sklearn_targets import train_sklearn_model
 
 HERE = Path(__file__).resolve().parent
 MNIST_MEAN = (0.1307,)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Reproduce the bundled generators in robustkit/defenses/gan/weights/ (CPU, ~1 h each when the
+# Reproduce the bundled generators in robustkit/generative/weights/ (CPU, ~1 h each when the
 # machine is busy). Needs ROBUSTKIT_DATA pointing at a folder with MNIST/raw and FashionMNIST/raw.
-# After a run, put the printed sha256 into robustkit/defenses/gan/zoo.py.
+# After a run, put the printed sha256 into robustkit/generative/zoo.py.
 set -euo pipefail
 : "${ROBUSTKIT_DATA:?set ROBUSTKIT_DATA to the folder holding MNIST/raw and FashionMNIST/raw}"
 runs=${RUNS:-gan-runs}
-weights="$(dirname "$0")/../robustkit/defenses/gan/weights"
+weights="$(dirname "$0")/../robustkit/generative/weights"
 mkdir -p "$runs" "$weights"
 for dataset in mnist fashion-mnist; do
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} robustkit train-gan \

@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from robustkit.generative.generators import Generator
 
 
 @pytest.fixture
@@ -37,6 +42,25 @@ def assert_one_line_error(result: Any, *fragments: str) -> None:
 def one_line_error() -> Callable[..., None]:
     """:func:`assert_one_line_error`, for any test module."""
     return assert_one_line_error
+
+
+@pytest.fixture(scope="module")
+def classifier() -> nn.Module:
+    """The bundled zoo:mnist-cnn on the CPU."""
+    from robustkit.models import load_model
+
+    return load_model("zoo:mnist-cnn", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_generator() -> Generator:
+    """A seeded, untrained DCGAN generator (latent 16, width 16), frozen in eval mode."""
+    import torch
+
+    from robustkit.generative.generators import Generator, GeneratorConfig
+
+    torch.manual_seed(0)
+    return Generator(GeneratorConfig(latent_dim=16, width=16)).eval().requires_grad_(False)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
+from robustkit.data.classes import ModelClasses
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, load_model
-from robustkit.models.classes import ModelClasses, timm_classes
+from robustkit.models.classes import timm_classes
 
 
 def test_timm_imagenet_model_names_its_classes_with_wnids() -> None:

@@ -7,8 +7,8 @@ import torch
 from torch.nn import functional as F
 
 from robustkit.attacks import LatentOverpowered, PGDLinf
-from robustkit.defenses.gan.zoo import load_zoo_generator
 from robustkit.errors import RobustkitError
+from robustkit.generative.zoo import load_zoo_generator
 from robustkit.training import TRAINING_METHODS, TrainConfig, training_method
 from robustkit.training.methods import TrainingMethod
 

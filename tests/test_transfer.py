@@ -1,4 +1,4 @@
-"""Transfer attacks: the matrix, ensembles, scikit-learn targets, MI-FGSM and the CLI."""
+"""Transfer attacks (robustkit/transfer): the matrix, ensemble sources, sklearn targets, CLI."""
 
 from __future__ import annotations
 
@@ -13,15 +13,17 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from typer.testing import CliRunner
 
-from robustkit.attacks import FGSM, MIFGSM, PGDLinf
+from robustkit.attacks import FGSM, MIFGSM
 from robustkit.auditing.inputs import build_attack
 from robustkit.cli import app
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, load_zoo_model
 from robustkit.models.ensemble import Ensemble
-from robustkit.models.sklearn import KINDS, train_sklearn_model
-from robustkit.transfer import COLUMNS, data_tensors, transfer_matrix
+from robustkit.transfer import COLUMNS, transfer_matrix
+from robustkit.transfer.matrix import data_tensors
+from robustkit.transfer.result import pivot, read_frames
+from robustkit.transfer.sklearn_targets import KINDS, train_sklearn_model
 
 runner = CliRunner()
 TRAIN_IMAGES = 4000
@@ -157,6 +159,29 @@ def test_heatmap_and_tables_are_written(tmp_path):
         assert (tmp_path / f"transfer_matrix.{suffix}").stat().st_size > 0
     pivot = pd.read_csv(tmp_path / "transfer_matrix.pivot.csv", index_col=0)
     assert pivot.loc["mnist-cnn", "mnist-cnn"] == cell(result, "mnist-cnn", "mnist-cnn")
+    read = read_frames([tmp_path, tmp_path / "elsewhere"])  # what the report reads
+    pd.testing.assert_frame_equal(read, result.frame)
+
+
+def test_pivot_keeps_the_order_of_the_frame_and_averages_repeated_cells(tmp_path):
+    rows = [
+        ("b", "y", 0.2, True),
+        ("b", "x", 0.4, True),
+        ("a", "y", 0.6, True),
+        ("a", "x", 1.0, True),
+        ("a", "x", 0.8, True),
+        ("a", "x", 0.0, False),
+    ]
+    frame = pd.DataFrame(
+        [(s, t, 0.3, "pgd-linf", 10, rate, c) for s, t, rate, c in rows], columns=COLUMNS
+    )
+    table = pivot(frame)
+    assert list(table.index) == ["b", "a"] and list(table.columns) == ["y", "x"]
+    assert table.loc["a", "x"] == pytest.approx(0.9)
+    assert pivot(frame, conditioned=False).loc["a", "x"] == 0.0
+    frame.drop(columns="n").to_csv(tmp_path / "transfer_matrix.csv", index=False)
+    with pytest.raises(RobustkitError, match="lacks the columns n: a transfer matrix needs source"):
+        read_frames([tmp_path])
 
 
 def test_mismatched_input_shapes_and_bad_sources_are_refused():
@@ -169,45 +194,6 @@ def test_mismatched_input_shapes_and_bad_sources_are_refused():
         transfer_matrix({"m": model}, {"m": other}, bundled_sample(4), eps=0.1)
     with pytest.raises(RobustkitError, match="both called"):
         transfer_matrix([model, other], [model], bundled_sample(4), eps=0.1)
-
-
-# --- ensembles ------------------------------------------------------------------------------
-
-
-def test_ensemble_outputs():
-    torch.manual_seed(0)
-    members = [nn.Sequential(nn.Flatten(), nn.Linear(16, 5)) for _ in range(3)]
-    x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 5, (8,))
-    member_ce = torch.stack([F.cross_entropy(m(x), y, reduction="none") for m in members])
-    out = Ensemble(members, mode="loss")(x)
-    # the label's loss is exactly the mean member cross-entropy ...
-    nll = -out.gather(1, y[:, None]).squeeze(1)
-    assert torch.allclose(nll, member_ce.mean(dim=0), atol=1e-6)
-    # ... and cross-entropy renormalises it by logsumexp(out) <= 0 (0 when the members agree)
-    ce = F.cross_entropy(out, y, reduction="none")
-    assert torch.allclose(ce, member_ce.mean(dim=0) + out.logsumexp(dim=1), atol=1e-6)
-    assert (out.logsumexp(dim=1) <= 1e-6).all()
-    same = Ensemble([members[0], members[0]], mode="loss")(x)
-    assert torch.allclose(F.cross_entropy(same, y), F.cross_entropy(members[0](x), y), atol=1e-6)
-    logits = Ensemble(members, mode="logits")(x)
-    assert torch.allclose(logits, torch.stack([m(x) for m in members]).mean(dim=0))
-    with pytest.raises(RobustkitError, match="'loss' or 'logits'"):
-        Ensemble(members, mode="probs")
-
-
-# --- MI-FGSM --------------------------------------------------------------------------------
-
-
-def test_mi_fgsm_without_momentum_is_iterative_fgsm_and_its_first_step_is_fgsm():
-    model = load_zoo_model("mnist-cnn", device="cpu")
-    x, y = bundled_sample(16)
-    basic = PGDLinf(steps=10, rel_stepsize=0.1, random_start=False, early_stop=False)
-    no_momentum = MIFGSM(decay=0.0)(model, x, y, eps=0.1)
-    assert torch.allclose(no_momentum.x_adv, basic(model, x, y, eps=0.1).x_adv)
-    one_step = MIFGSM(steps=1, rel_stepsize=1.0)(model, x, y, eps=0.1)
-    assert torch.allclose(one_step.x_adv, FGSM()(model, x, y, eps=0.1).x_adv)
-    with_momentum = MIFGSM()(model, x, y, eps=0.1)
-    assert not torch.allclose(with_momentum.x_adv, no_momentum.x_adv)
 
 
 # --- scikit-learn models --------------------------------------------------------------------

@@ -30,14 +30,14 @@ from robustkit.attacks.base import (
     validate_inputs,
 )
 from robustkit.attacks.registry import register_attack
-from robustkit.defenses.gan.projection import (
+from robustkit.errors import RobustkitError
+from robustkit.generative.projection import (
     TANH_LIMIT,
     ImageGenerator,
     ProjectionConfig,
     check_generator_input,
     project,
 )
-from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import device_of
 
 

@@ -22,7 +22,6 @@ from robustkit.commands.console import (
     stderr,
     stdout,
 )
-from robustkit.commands.gan import load_defense
 from robustkit.commands.options import (
     BatchSize,
     ChannelsLast,
@@ -38,6 +37,7 @@ from robustkit.commands.options import (
 )
 from robustkit.data import load_dataset, subset
 from robustkit.defenses.evaluation import DEFENSE_ATTACKS, audit_defense
+from robustkit.defenses.manifold import load_defense
 from robustkit.models import check_deterministic, load_model
 from robustkit.models.execution import Execution
 from robustkit.reports import write_report

@@ -1,4 +1,4 @@
-"""`robustkit train-gan` and the `--defense manifold:...` spec used by `robustkit audit`.
+"""`robustkit train-gan`: train a generator for the manifold-projection defense.
 
 Registered in robustkit.cli as ``app.command("train-gan")(clean_errors(train_gan_command))``.
 """
@@ -12,49 +12,20 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from torch import nn
 
 from robustkit.commands.console import logging_to, stats_progress
 from robustkit.data import load_dataset
-from robustkit.defenses.gan.defense import ManifoldProjectionDefense
-from robustkit.defenses.gan.generators import (
+from robustkit.errors import RobustkitError
+from robustkit.generative.generators import (
     ARCHS,
     GeneratorConfig,
     save_generator,
 )
-from robustkit.defenses.gan.training import GANStep, GANTrainConfig, stack_images, train_gan
-from robustkit.defenses.gan.zoo import resolve_generator
-from robustkit.errors import RobustkitError
+from robustkit.generative.training import GANStep, GANTrainConfig, stack_images, train_gan
 from robustkit.models import load_model
-from robustkit.models.wrapper import device_of
 
-DEFENSE_PREFIX = "manifold:"
 GAN_DATASETS = ("mnist", "fashion-mnist")
 DEFAULT_CLASSIFIERS = {"mnist": "zoo:mnist-cnn"}
-
-
-def load_defense(
-    spec: str,
-    classifier: nn.Module,
-    *,
-    steps: int = 200,
-    restarts: int = 10,
-    lr: float = 0.1,
-) -> ManifoldProjectionDefense:
-    """``manifold:GEN.pt`` or ``manifold:zoo:NAME`` around ``classifier``."""
-    if not spec.startswith(DEFENSE_PREFIX) or spec == DEFENSE_PREFIX:
-        raise RobustkitError(
-            f"unknown defense {spec!r}: use manifold:GEN.pt or manifold:zoo:mnist-dcgan"
-        )
-    source = spec[len(DEFENSE_PREFIX) :]
-    generator = resolve_generator(source, device=device_of(classifier))
-    shape = getattr(classifier, "input_shape", None)
-    if shape is not None and tuple(shape) != generator.output_shape:
-        raise RobustkitError(
-            f"generator {source} makes {generator.output_shape} images but the classifier takes "
-            f"{tuple(shape)}: use a generator trained on the classifier's dataset"
-        )
-    return ManifoldProjectionDefense(classifier, generator, steps=steps, restarts=restarts, lr=lr)
 
 
 def train_gan_command(

@@ -29,8 +29,9 @@ from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import load_model
 from robustkit.models.ensemble import MODES, Ensemble
-from robustkit.models.sklearn import KINDS, PREFIX, train_sklearn_model
-from robustkit.transfer import STEM, TransferResult, data_tensors, transfer_matrix
+from robustkit.transfer import TransferResult, transfer_matrix
+from robustkit.transfer.result import STEM
+from robustkit.transfer.sklearn_targets import KINDS, PREFIX, train_sklearn_targets
 
 
 def transfer_command(
@@ -78,7 +79,9 @@ def transfer_command(
     info = load_dataset(dataset, root=data_root, num_samples=num_samples, seed=seed)
     targets: dict[str, nn.Module] = dict(nets)
     if kinds:
-        targets |= _train_sklearn(kinds, dataset, data_root, train_samples, seed)
+        targets |= train_sklearn_targets(
+            kinds, dataset, root=data_root, num_samples=train_samples, seed=seed
+        )
     if not targets:
         raise RobustkitError("give at least one model with --models or --sklearn")
     sources = {
@@ -138,19 +141,6 @@ def matrix_table(result: TransferResult) -> Table:
     for source, row in pivot.iterrows():
         table.add_row(str(source), *(f"{value:.0%}" for value in row))
     return table
-
-
-def _train_sklearn(
-    kinds: list[str], dataset: str, data_root: Path | None, train_samples: int, seed: int
-) -> dict[str, nn.Module]:
-    if dataset == "mnist-sample":
-        raise RobustkitError(
-            "mnist-sample has no training split for --sklearn models: use --dataset mnist "
-            "(set ROBUSTKIT_DATA or --data-root)"
-        )
-    train = load_dataset(dataset, root=data_root, train=True, num_samples=train_samples, seed=seed)
-    x, y = data_tensors(train)
-    return {f"{PREFIX}{kind}": train_sklearn_model(kind, x, y, seed=seed) for kind in kinds}
 
 
 def _names(text: str) -> list[str]:

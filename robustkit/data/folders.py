@@ -8,9 +8,9 @@ from pathlib import Path
 from PIL import Image
 from torch.utils.data import Dataset
 
+from robustkit.data.classes import ModelClasses
 from robustkit.data.labels import FolderLabels, folder_labels
 from robustkit.errors import RobustkitError
-from robustkit.models.classes import ModelClasses
 
 DEFAULT_SIZE = 224
 

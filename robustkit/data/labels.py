@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from robustkit.data.classes import ModelClasses
 from robustkit.errors import RobustkitError
-from robustkit.models.classes import ModelClasses
 
 LABELS_FIX = "map each folder to a class index with --labels FILE.csv (lines folder,index)"
 _SHOWN = 8

@@ -1,1 +1,1 @@
-"""Defenses: adversarial training and the GAN manifold-projection defense (``gan``)."""
+"""Defenses: the manifold-projection defense, adaptive-attack wrappers (EOT) and their audit."""

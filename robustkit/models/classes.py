@@ -4,41 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
+from robustkit.data.classes import ModelClasses
+
 IMAGENET_1K = "imagenet-1k"
-
-
-@dataclass(frozen=True)
-class ModelClasses:
-    """One entry per model output: the synonyms of its name (the first one is shown) and, where
-    known, its id (an ImageNet wnid or the label name its library gives)."""
-
-    synonyms: tuple[tuple[str, ...], ...]
-    ids: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.ids and len(self.ids) != len(self.synonyms):
-            raise ValueError(f"{len(self.ids)} ids for {len(self.synonyms)} classes")
-
-    def __len__(self) -> int:
-        return len(self.synonyms)
-
-    @property
-    def names(self) -> list[str]:
-        """The name shown for each class."""
-        return [synonyms[0] for synonyms in self.synonyms]
-
-    @classmethod
-    def from_descriptions(
-        cls, descriptions: Sequence[str], ids: Sequence[str] = ()
-    ) -> ModelClasses:
-        """From descriptions like 'tench, Tinca tinca' (comma-separated synonyms)."""
-        synonyms = tuple(_split(description) for description in descriptions)
-        return cls(synonyms=synonyms, ids=tuple(ids))
 
 
 def timm_classes(module: nn.Module) -> ModelClasses | None:
@@ -75,8 +47,3 @@ def torchvision_classes(meta: Mapping[str, Any], num_classes: int | None) -> Mod
         wnids = ImageNetInfo(IMAGENET_1K).label_names()
         ids = wnids if len(wnids) == len(categories) else ()
     return ModelClasses(synonyms=tuple((str(c),) for c in categories), ids=tuple(ids))
-
-
-def _split(description: str) -> tuple[str, ...]:
-    parts = tuple(part.strip() for part in description.split(",") if part.strip())
-    return parts or (description,)

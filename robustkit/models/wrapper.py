@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from robustkit.data.classes import ModelClasses
 from robustkit.errors import RobustkitError
-from robustkit.models.classes import ModelClasses
 from robustkit.models.device import resolve_device
 from robustkit.models.execution import Execution
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from robustkit.errors import RobustkitError
+from robustkit.bundled import BundledEntry
 from robustkit.models.architectures import FastMnistCNN, MnistCNN
 from robustkit.models.wrapper import RobustModel
 from robustkit.registry import unknown_name_error
@@ -22,20 +21,16 @@ FASHION_MEAN = (0.2860,)
 FASHION_STD = (0.3530,)
 
 
-@dataclass(frozen=True)
-class ZooEntry:
-    """A bundled model: how to build it, its weights file and its input conventions."""
+@dataclass(frozen=True, kw_only=True)
+class ZooEntry(BundledEntry):
+    """A bundled model: its weights file (in robustkit/models/weights), how to build the network
+    and its input conventions."""
 
-    name: str
     factory: Callable[[], nn.Module]
-    weights: str  # file name inside robustkit/models/weights
-    sha256: str
-    dataset: str
     mean: tuple[float, ...]
     std: tuple[float, ...]
     input_shape: tuple[int, int, int]
     num_classes: int
-    description: str
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -102,17 +97,8 @@ def list_zoo_models() -> list[ZooEntry]:
 def load_zoo_model(name: str, device: str | torch.device | None = None) -> RobustModel:
     """Build a bundled model, verify and load its weights, and wrap it (eval mode)."""
     entry = _get_entry(name)
-    path = WEIGHTS_DIR / entry.weights
-    if not path.is_file():
-        raise RobustkitError(f"weights for '{name}' missing at {path}: reinstall robustkit")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != entry.sha256:
-        raise RobustkitError(
-            f"weights file {path} is corrupt (sha256 {digest[:12]}..., expected "
-            f"{entry.sha256[:12]}...): reinstall robustkit"
-        )
     model = entry.factory()
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.load_state_dict(entry.load(WEIGHTS_DIR))
     return RobustModel(
         model,
         mean=entry.mean,

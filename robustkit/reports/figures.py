@@ -18,6 +18,8 @@ from matplotlib.typing import RcKeyType
 
 from robustkit.auditing.results import WORST_CASE
 from robustkit.reports.views import NORM_LABELS
+from robustkit.transfer.plot import COLORBAR_LABEL, draw_matrix
+from robustkit.transfer.result import pivot
 
 # Text stays text (small, selectable; matplotlib XML-escapes it) in the page's sans-serif font.
 SVG_STYLE: dict[RcKeyType, Any] = {
@@ -186,24 +188,19 @@ def sigma_sweep(sweep: pd.DataFrame) -> str:
 
 @_styled
 def transfer(matrix: pd.DataFrame) -> str:
-    """Transfer success rate (source model rows x target model columns), one panel per attack
-    and eps; success conditioned on the target being right on the clean input when given."""
-    if "conditioned" in matrix and matrix["conditioned"].astype(bool).any():
-        matrix = matrix[matrix["conditioned"].astype(bool)]
+    """Transfer success rates (Papernot layout, see robustkit.transfer.plot), one panel per attack
+    and eps; conditioned on both models being right on the clean input when the frame says so."""
+    conditioned = bool(matrix["conditioned"].astype(bool).any())
     panels = list(matrix.groupby(["attack", "eps"], sort=True))
-    models = sorted(set(matrix["source"]) | set(matrix["target"]), key=str)
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
-    size = 1.2 + 0.55 * len(models)
-    fig = _figure(size * cols + 0.6, size * rows)
+    sources, targets = matrix["source"].nunique(), matrix["target"].nunique()
+    fig = _figure((1.9 + 0.5 * targets) * cols + 0.8, (2.3 + 0.45 * sources) * rows)
     axes = fig.subplots(rows, cols, squeeze=False).flatten()
     for ax, ((attack, eps), panel) in zip(axes, panels, strict=False):
-        pivot = panel.pivot_table(index="source", columns="target", values="success_rate")
-        values = pivot.reindex(index=models, columns=models).to_numpy(dtype=float)
-        _heatmap(ax, values, _percent_labels(values), cmap="magma_r")
-        ax.set_xticks(range(len(models)), [_short(m) for m in models], rotation=30, ha="right")
-        ax.set_yticks(range(len(models)), [_short(m) for m in models])
-        ax.set(title=f"{attack}, eps {eps:g}", xlabel="target", ylabel="source")
+        image = draw_matrix(ax, pivot(panel, conditioned))
+        ax.set_title(f"{attack}, eps {eps:g}")
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
+    fig.colorbar(image, ax=list(axes[: len(panels)]), shrink=0.8, label=COLORBAR_LABEL)
     return svg_markup(fig)

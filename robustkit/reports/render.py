@@ -16,11 +16,9 @@ from robustkit.auditing.checks import CHECKS, sanity_flags, steps_flags
 from robustkit.auditing.results import AuditResult
 from robustkit.errors import RobustkitError
 from robustkit.reports import figures, images, views
+from robustkit.transfer.result import read_frames
 
 log = logging.getLogger(__name__)
-
-TRANSFER_FILE = "transfer_matrix.csv"
-TRANSFER_COLUMNS = ["source", "target", "eps", "attack", "n", "success_rate", "conditioned"]
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("robustkit.reports", "templates"),
@@ -127,25 +125,8 @@ def write_report(
     return out
 
 
-def read_transfer(dirs: Sequence[Path]) -> pd.DataFrame | None:
-    """The transfer matrices found in ``dirs``, stacked; None when there are none."""
-    frames = []
-    for path in (Path(d) / TRANSFER_FILE for d in dirs):
-        if not path.is_file():
-            continue
-        frame = pd.read_csv(path)
-        missing = [c for c in TRANSFER_COLUMNS if c not in frame.columns]
-        if missing:
-            raise RobustkitError(
-                f"{path} lacks the columns {', '.join(missing)}: a transfer matrix needs "
-                f"{', '.join(TRANSFER_COLUMNS)}"
-            )
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True).drop_duplicates() if frames else None
-
-
 def report_from_dirs(dirs: Sequence[str | Path], out: str | Path) -> Path:
     """Load the results folders ``dirs`` (and any transfer matrix in them) into one report."""
     folders = [Path(d) for d in dirs]
     results = [AuditResult.load(folder) for folder in folders]
-    return write_report(results, out, transfer=read_transfer(folders))
+    return write_report(results, out, transfer=read_frames(folders))

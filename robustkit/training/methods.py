@@ -34,8 +34,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from robustkit.attacks import PGDL2, Attack, GradientAttack, LatentOverpowered, PGDLinf
-from robustkit.defenses.gan.zoo import resolve_generator
 from robustkit.errors import RobustkitError
+from robustkit.generative.zoo import resolve_generator
 from robustkit.registry import Registry, unknown_name_error
 
 if TYPE_CHECKING:

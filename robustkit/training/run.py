@@ -15,9 +15,9 @@ import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from robustkit.checkpoints import load_checkpoint, save_checkpoint
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel
-from robustkit.training.checkpoint import load_checkpoint, save_checkpoint
 from robustkit.training.config import TrainConfig
 from robustkit.training.guard import OverfittingGuard
 from robustkit.training.holdout import ACCURACY_KEYS, Holdout, split_holdout

@@ -8,10 +8,10 @@ from torch import nn
 
 from robustkit.attacks import LatentOverpowered, create_attack
 from robustkit.defenses.evaluation import audit_defense
-from robustkit.defenses.gan.defense import ManifoldProjectionDefense
-from robustkit.defenses.gan.generators import Generator, GeneratorConfig
-from robustkit.defenses.gan.projection import ProjectionConfig, project
+from robustkit.defenses.manifold import ManifoldProjectionDefense
 from robustkit.errors import RobustkitError
+from robustkit.generative.generators import Generator, GeneratorConfig
+from robustkit.generative.projection import ProjectionConfig, project
 from robustkit.models import load_model
 from robustkit.reports.views import defense_table
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-import robustkit.training.checkpoint as checkpoint
+import robustkit.checkpoints as checkpoint
+from robustkit.checkpoints import load_checkpoint, save_checkpoint
 from robustkit.data import load_dataset
-from robustkit.defenses.gan.generators import GeneratorConfig
-from robustkit.defenses.gan.training import GANTrainConfig, run_paths, train_gan
 from robustkit.errors import RobustkitError
-from robustkit.training import TrainConfig, fresh_model, load_checkpoint, save_checkpoint, train
+from robustkit.generative.generators import GeneratorConfig
+from robustkit.generative.training import GANTrainConfig, run_paths, train_gan
+from robustkit.training import TrainConfig, fresh_model, train
 
 STATE = {"epoch": 3, "weights": torch.arange(4.0), "history": [{"loss": 0.5}]}
 UNPICKLED: list[str] = []

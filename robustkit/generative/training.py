@@ -20,17 +20,17 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from robustkit.defenses.gan.generators import (
+from robustkit.checkpoints import load_checkpoint, save_checkpoint
+from robustkit.errors import RobustkitError
+from robustkit.generative.generators import (
     Discriminator,
     Generator,
     GeneratorConfig,
     sample_latents,
     save_generator,
 )
-from robustkit.defenses.gan.projection import ProjectionConfig, project
-from robustkit.errors import RobustkitError
+from robustkit.generative.projection import ProjectionConfig, project
 from robustkit.models.wrapper import device_of
-from robustkit.training.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,8 @@ all samples (``conditioned=False``). The diagonal is the white-box success rate.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
@@ -24,53 +20,15 @@ from torch.utils.data import DataLoader
 
 from robustkit.attacks import Attack
 from robustkit.auditing.inputs import build_attack
-from robustkit.auditing.results import ensure_writable_dir
 from robustkit.data import DatasetInfo
 from robustkit.errors import RobustkitError
 from robustkit.models import check_classifier
 from robustkit.models.wrapper import device_of
-
-COLUMNS = ["source", "target", "eps", "attack", "n", "success_rate", "conditioned"]
-STEM = "transfer_matrix"
+from robustkit.transfer.result import COLUMNS, TransferResult
 
 Models = Mapping[str, nn.Module] | Sequence[nn.Module]
 Progress = Callable[[str, int, int], None]
 """Called as (source name, batches crafted, batches in all) while crafting."""
-
-
-@dataclass
-class TransferResult:
-    """The tidy frame (two rows per cell: conditioned and not) and the run's configuration."""
-
-    frame: pd.DataFrame
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def pivot(self, conditioned: bool = True) -> pd.DataFrame:
-        """Success rates with sources as rows and targets as columns, in the order given."""
-        rows = self.frame[self.frame["conditioned"] == conditioned]
-        table = rows.pivot(index="source", columns="target", values="success_rate")
-        return table.loc[self.config["sources"], self.config["targets"]]
-
-    def save(self, out_dir: str | Path) -> Path:
-        """Write transfer_matrix.csv, .pivot.csv (conditioned), .svg, .png and .json."""
-        from robustkit.transfer_plot import plot_transfer_matrix  # lazy: matplotlib
-
-        out = ensure_writable_dir(out_dir)
-        self.frame.to_csv(out / f"{STEM}.csv", index=False)
-        self.pivot().to_csv(out / f"{STEM}.pivot.csv")
-        figure = plot_transfer_matrix(self.pivot(), title=self.title())
-        for suffix in ("svg", "png"):
-            figure.savefig(out / f"{STEM}.{suffix}", dpi=150, bbox_inches="tight")
-        (out / f"{STEM}.json").write_text(json.dumps(self.config, indent=2, default=str))
-        return out
-
-    def title(self) -> str:
-        """One line naming the attack, budget and conditioning."""
-        config = self.config
-        return (
-            f"{config['attack']['name']} eps={config['eps']:g} on {config['num_samples']} images: "
-            "share of adversarials misclassified, over samples both models classify correctly"
-        )
 
 
 def transfer_matrix(

@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from robustkit.defenses.gan.generators import Generator, load_generator
+from robustkit.bundled import BundledEntry
+from robustkit.generative.generators import Generator, build_generator, load_generator
 from robustkit.registry import unknown_name_error
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ZOO_PREFIX = "zoo:"
 
-
-@dataclass(frozen=True)
-class GeneratorEntry:
-    """A bundled generator: its file inside ``weights/``, checksum and what it was trained on."""
-
-    name: str
-    weights: str
-    sha256: str
-    dataset: str
-    description: str
-
-
-GENERATOR_ZOO: dict[str, GeneratorEntry] = {
+GENERATOR_ZOO: dict[str, BundledEntry] = {
     entry.name: entry
     for entry in [
-        GeneratorEntry(
+        BundledEntry(
             name="mnist-dcgan",
             weights="mnist-dcgan.pt",
             sha256="1c3d8ba1d4ae687d52cc92abc9ce6865979d99425d826798090258a22e3ed612",
             dataset="mnist",
             description="DCGAN, latent 128, width 64, 1500 iterations at batch 64, fp16",
         ),
-        GeneratorEntry(
+        BundledEntry(
             name="fashion-mnist-dcgan",
             weights="fashion-mnist-dcgan.pt",
             sha256="8db8334e93dc0182c1106da3c095cce5693a0dc93b67e0d6b6c4da4c8b11c661",
@@ -51,7 +39,7 @@ def load_zoo_generator(name: str, device: str | torch.device | None = None) -> G
     if name not in GENERATOR_ZOO:
         raise unknown_name_error("zoo generator", name, GENERATOR_ZOO)
     entry = GENERATOR_ZOO[name]
-    return load_generator(WEIGHTS_DIR / entry.weights, sha256=entry.sha256, device=device)
+    return build_generator(entry.load(WEIGHTS_DIR), WEIGHTS_DIR / entry.weights, device=device)
 
 
 def resolve_generator(spec: str, device: str | torch.device | None = None) -> Generator:

@@ -1,11 +1,17 @@
-"""ManifoldProjectionDefense: classify the projection of the input onto a generator's range."""
+"""ManifoldProjectionDefense: classify the projection of the input onto a generator's range, and
+the ``manifold:GEN`` spec (``robustkit audit --defense``) that builds one around a classifier."""
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from robustkit.defenses.gan.generators import Generator
-from robustkit.defenses.gan.projection import ProjectionConfig, project
+from robustkit.errors import RobustkitError
+from robustkit.generative.generators import Generator
+from robustkit.generative.projection import ProjectionConfig, project
+from robustkit.generative.zoo import resolve_generator
+from robustkit.models.wrapper import device_of
+
+DEFENSE_PREFIX = "manifold:"
 
 
 class ManifoldProjectionDefense(nn.Module):
@@ -56,3 +62,27 @@ class ManifoldProjectionDefense(nn.Module):
 def straight_through(x: Tensor, x_proj: Tensor) -> Tensor:
     """``x_proj`` in the forward pass, identity (d/dx = 1) in the backward pass: BPDA."""
     return x + (x_proj - x).detach()
+
+
+def load_defense(
+    spec: str,
+    classifier: nn.Module,
+    *,
+    steps: int = 200,
+    restarts: int = 10,
+    lr: float = 0.1,
+) -> ManifoldProjectionDefense:
+    """``manifold:GEN.pt`` or ``manifold:zoo:NAME`` around ``classifier``."""
+    if not spec.startswith(DEFENSE_PREFIX) or spec == DEFENSE_PREFIX:
+        raise RobustkitError(
+            f"unknown defense {spec!r}: use manifold:GEN.pt or manifold:zoo:mnist-dcgan"
+        )
+    source = spec[len(DEFENSE_PREFIX) :]
+    generator = resolve_generator(source, device=device_of(classifier))
+    shape = getattr(classifier, "input_shape", None)
+    if shape is not None and tuple(shape) != generator.output_shape:
+        raise RobustkitError(
+            f"generator {source} makes {generator.output_shape} images but the classifier takes "
+            f"{tuple(shape)}: use a generator trained on the classifier's dataset"
+        )
+    return ManifoldProjectionDefense(classifier, generator, steps=steps, restarts=restarts, lr=lr)

@@ -1,4 +1,4 @@
-"""Classical classifiers (scikit-learn) on flattened pixels, wrapped as robustkit models.
+"""Transfer targets from scikit-learn: classical classifiers on flattened pixels, wrapped as models.
 
 Logistic regression, linear SVM, decision tree and kNN are trained by robustkit on a seeded
 subset of a training split and wrapped through ART's scikit-learn estimators. Each becomes a
@@ -10,16 +10,19 @@ be sources.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import RobustModel
+from robustkit.transfer.matrix import data_tensors
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +162,17 @@ def train_sklearn_model(kind: str, x: Tensor, y: Tensor, *, seed: int = 0) -> Ro
         name=f"{PREFIX}{kind}",
         device="cpu",
     )
+
+
+def train_sklearn_targets(
+    kinds: Sequence[str], dataset: str, *, root: Path | None, num_samples: int, seed: int
+) -> dict[str, nn.Module]:
+    """Each of ``kinds``, named ``sklearn:KIND``, fit on one seeded subset of the training split."""
+    if dataset == "mnist-sample":
+        raise RobustkitError(
+            "mnist-sample has no training split for --sklearn models: use --dataset mnist "
+            "(set ROBUSTKIT_DATA or --data-root)"
+        )
+    train = load_dataset(dataset, root=root, train=True, num_samples=num_samples, seed=seed)
+    x, y = data_tensors(train)
+    return {f"{PREFIX}{kind}": train_sklearn_model(kind, x, y, seed=seed) for kind in kinds}

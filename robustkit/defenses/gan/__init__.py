@@ -1,1 +1,0 @@
-"""GAN-based manifold-projection defense: generators, projection, training and the defense."""

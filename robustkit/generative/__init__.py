@@ -1,0 +1,1 @@
+"""Generative models: GAN generators, projection onto their range, GAN training, generator zoo."""
