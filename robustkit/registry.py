@@ -72,6 +72,13 @@ class Registry(Generic[T]):
         """Every registered item, in registration order."""
         return list(self._items.values())
 
+    def items(self) -> list[tuple[str, T]]:
+        """(name, item) pairs, in registration order."""
+        return list(self._items.items())
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
     def __contains__(self, name: object) -> bool:
         return name in self._items
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,6 +17,7 @@ from robustkit.bundled import BundledEntry
 from robustkit.errors import RobustkitError
 from robustkit.generative import zoo as generator_zoo
 from robustkit.models import zoo as model_zoo
+from robustkit.registry import Registry
 
 ZOOS = pytest.mark.parametrize(
     ("module", "entries", "load"),
@@ -46,7 +47,7 @@ def test_a_corrupt_bundled_file_is_refused(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     module: ModuleType,
-    entries: Mapping[str, BundledEntry],
+    entries: Registry[BundledEntry],
     load: Callable[[str], Any],
 ) -> None:
     name, entry = next(iter(entries.items()))
@@ -65,7 +66,7 @@ def test_a_missing_bundled_file_names_the_fix(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     module: ModuleType,
-    entries: Mapping[str, BundledEntry],
+    entries: Registry[BundledEntry],
     load: Callable[[str], Any],
 ) -> None:
     name = next(iter(entries))
@@ -76,7 +77,7 @@ def test_a_missing_bundled_file_names_the_fix(
 
 @ZOOS
 def test_every_bundled_file_passes_its_checksum_and_loads(
-    module: ModuleType, entries: Mapping[str, BundledEntry], load: Callable[[str], Any]
+    module: ModuleType, entries: Registry[BundledEntry], load: Callable[[str], Any]
 ) -> None:
     for name, entry in entries.items():
         assert load(name) is not None

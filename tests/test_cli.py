@@ -112,7 +112,17 @@ def test_listing_commands(tmp_path):
     attacks = runner.invoke(app, ["attacks", "pgd*"])
     assert attacks.exit_code == 0 and attacks.stdout.split() == ["pgd-l2", "pgd-linf"]
     models = runner.invoke(app, ["models"])
-    assert models.exit_code == 0 and "zoo:mnist-cnn" in models.stdout
+    assert models.exit_code == 0
+    rows = {line.split("│")[1].strip(): line for line in models.stdout.splitlines() if "│" in line}
+    assert "classifier" in rows["zoo:mnist-cnn"] and "generator" in rows["zoo:mnist-dcgan"]
+    assert "zoo:fashion-mnist-dcgan" in rows  # the longest name, never cut
+
+
+def test_version_is_the_installed_package_version():
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"robustkit {version('robustkit')}"
 
 
 def test_a_long_model_name_is_never_cut_from_the_table(tmp_path):

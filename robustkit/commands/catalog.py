@@ -8,7 +8,8 @@ import typer
 from rich.table import Table
 
 from robustkit.attacks import list_attacks
-from robustkit.commands.console import stdout
+from robustkit.commands.console import print_table, stdout
+from robustkit.generative.zoo import GENERATOR_ZOO
 from robustkit.models import list_zoo_models
 
 
@@ -19,10 +20,19 @@ def attacks_command(pattern: Annotated[str, typer.Argument()] = "*") -> None:
 
 
 def models_command() -> None:
-    """List the bundled models (zoo:NAME)."""
-    table = Table(title="bundled models")
-    for column in ("spec", "dataset", "description"):
-        table.add_column(column)
+    """List every bundled artefact: classifiers (--model zoo:NAME) and generators
+    (--defense manifold:zoo:NAME, train --generator zoo:NAME)."""
+    table = Table(
+        title="bundled models",
+        caption="classifiers: --model zoo:NAME; generators: --defense manifold:zoo:NAME or "
+        "train --method manifold --generator zoo:NAME",
+    )
+    for column in ("spec", "kind", "dataset", "description"):
+        table.add_column(column, overflow="fold")
     for entry in list_zoo_models():
-        table.add_row(f"zoo:{entry.name}", entry.dataset, entry.description)
-    stdout.print(table)
+        table.add_row(f"zoo:{entry.name}", "classifier", entry.dataset, entry.description)
+    for generator in GENERATOR_ZOO.values():
+        table.add_row(
+            f"zoo:{generator.name}", "generator", generator.dataset, generator.description
+        )
+    print_table(table)

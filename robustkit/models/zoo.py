@@ -12,7 +12,7 @@ from torch import nn
 from robustkit.bundled import BundledEntry
 from robustkit.models.architectures import FastMnistCNN, MnistCNN
 from robustkit.models.wrapper import RobustModel
-from robustkit.registry import unknown_name_error
+from robustkit.registry import Registry
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MNIST_MEAN = (0.1307,)
@@ -33,70 +33,69 @@ class ZooEntry(BundledEntry):
     num_classes: int
 
 
-ZOO: dict[str, ZooEntry] = {
-    entry.name: entry
-    for entry in [
-        ZooEntry(
-            name="mnist-cnn",
-            factory=MnistCNN,
-            weights="mnist-cnn.pt",
-            sha256="073029c56a11c60dd2ecce925efae578ceb4f294a0fa12638df27dc7da2730e0",
-            dataset="mnist",
-            mean=MNIST_MEAN,
-            std=MNIST_STD,
-            input_shape=(1, 28, 28),
-            num_classes=10,
-            description="small 2-conv CNN, standard training (3 epochs Adam), ~99% MNIST test",
-        ),
-        ZooEntry(
-            name="mnist-robust",
-            factory=FastMnistCNN,
-            weights="mnist-robust.pt",
-            sha256="92766d0a9826d7b82b1d7a068a63bdba945e0092cdace576605f761ec4cf48b4",
-            dataset="mnist",
-            mean=MNIST_MEAN,
-            std=MNIST_STD,
-            input_shape=(1, 28, 28),
-            num_classes=10,
-            description="fast-mnist CNN, PGD-3 adversarial training at L-inf eps 0.3 "
-            "(6 epochs, eps ramp)",
-        ),
-        ZooEntry(
-            name="fashion-cnn",
-            factory=FastMnistCNN,
-            weights="fashion-cnn.pt",
-            sha256="70c70946a9698d60cc404813a0890996616965b6bee605731a295b5a7bfdfe2a",
-            dataset="fashion-mnist",
-            mean=FASHION_MEAN,
-            std=FASHION_STD,
-            input_shape=(1, 28, 28),
-            num_classes=10,
-            description="fast-mnist CNN, standard training (5 epochs Adam, cyclic LR)",
-        ),
-        ZooEntry(
-            name="fashion-robust",
-            factory=FastMnistCNN,
-            weights="fashion-robust.pt",
-            sha256="c867e48b25043904414704352456feb80661cb8cf99deaf4b924477cb639d469",
-            dataset="fashion-mnist",
-            mean=FASHION_MEAN,
-            std=FASHION_STD,
-            input_shape=(1, 28, 28),
-            num_classes=10,
-            description="fast-mnist CNN, PGD-2 adversarial training at L-inf eps 0.1 (4 epochs)",
-        ),
-    ]
-}
+ZOO: Registry[ZooEntry] = Registry("zoo model")
+for _entry in [
+    ZooEntry(
+        name="mnist-cnn",
+        factory=MnistCNN,
+        weights="mnist-cnn.pt",
+        sha256="073029c56a11c60dd2ecce925efae578ceb4f294a0fa12638df27dc7da2730e0",
+        dataset="mnist",
+        mean=MNIST_MEAN,
+        std=MNIST_STD,
+        input_shape=(1, 28, 28),
+        num_classes=10,
+        description="small 2-conv CNN, standard training (3 epochs Adam), ~99% MNIST test",
+    ),
+    ZooEntry(
+        name="mnist-robust",
+        factory=FastMnistCNN,
+        weights="mnist-robust.pt",
+        sha256="92766d0a9826d7b82b1d7a068a63bdba945e0092cdace576605f761ec4cf48b4",
+        dataset="mnist",
+        mean=MNIST_MEAN,
+        std=MNIST_STD,
+        input_shape=(1, 28, 28),
+        num_classes=10,
+        description="fast-mnist CNN, PGD-3 adversarial training at L-inf eps 0.3 "
+        "(6 epochs, eps ramp)",
+    ),
+    ZooEntry(
+        name="fashion-cnn",
+        factory=FastMnistCNN,
+        weights="fashion-cnn.pt",
+        sha256="70c70946a9698d60cc404813a0890996616965b6bee605731a295b5a7bfdfe2a",
+        dataset="fashion-mnist",
+        mean=FASHION_MEAN,
+        std=FASHION_STD,
+        input_shape=(1, 28, 28),
+        num_classes=10,
+        description="fast-mnist CNN, standard training (5 epochs Adam, cyclic LR)",
+    ),
+    ZooEntry(
+        name="fashion-robust",
+        factory=FastMnistCNN,
+        weights="fashion-robust.pt",
+        sha256="c867e48b25043904414704352456feb80661cb8cf99deaf4b924477cb639d469",
+        dataset="fashion-mnist",
+        mean=FASHION_MEAN,
+        std=FASHION_STD,
+        input_shape=(1, 28, 28),
+        num_classes=10,
+        description="fast-mnist CNN, PGD-2 adversarial training at L-inf eps 0.1 (4 epochs)",
+    ),
+]:
+    ZOO.add(_entry.name, _entry)
 
 
 def list_zoo_models() -> list[ZooEntry]:
     """All bundled models, in registration order."""
-    return list(ZOO.values())
+    return ZOO.values()
 
 
 def load_zoo_model(name: str, device: str | torch.device | None = None) -> RobustModel:
     """Build a bundled model, verify and load its weights, and wrap it (eval mode)."""
-    entry = _get_entry(name)
+    entry = ZOO.get(name)
     model = entry.factory()
     model.load_state_dict(entry.load(WEIGHTS_DIR))
     return RobustModel(
@@ -108,9 +107,3 @@ def load_zoo_model(name: str, device: str | torch.device | None = None) -> Robus
         name=entry.name,
         device=device,
     )
-
-
-def _get_entry(name: str) -> ZooEntry:
-    if name in ZOO:
-        return ZOO[name]
-    raise unknown_name_error("zoo model", name, ZOO)
