@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.measure import Measurement
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from robustkit.errors import RobustkitError
@@ -66,18 +65,3 @@ def logging_to(console: Console) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
-
-
-def stats_progress(console: Console, label: str) -> Progress:
-    """A progress bar on stderr (only on a terminal) with a ``stats`` text field after the bar;
-    ``label`` is the leading column's template (it may use task fields)."""
-    return Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,
-        transient=True,
-    )

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from robustkit.commands.console import logging_to, stats_progress
+from robustkit.commands.console import logging_to, stderr, stdout
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.generative.generators import (
@@ -23,6 +22,7 @@ from robustkit.generative.generators import (
 )
 from robustkit.generative.training import GANStep, GANTrainConfig, stack_images, train_gan
 from robustkit.models import load_model
+from robustkit.progress import progress_bar
 
 GAN_DATASETS = ("mnist", "fashion-mnist")
 DEFAULT_CLASSIFIERS = {"mnist": "zoo:mnist-cnn"}
@@ -76,8 +76,7 @@ def train_gan_command(
     holdout = load_dataset(dataset, root=data_root, num_samples=eval_images, seed=seed)
     spec = classifier if classifier is not None else DEFAULT_CLASSIFIERS.get(dataset)
     labeller = load_model(spec, device="cpu") if spec and spec != "none" else None
-    console = Console(stderr=True)
-    with logging_to(console), _progress(console) as on_step:
+    with logging_to(stderr), _progress() as on_step:
         generator = train_gan(
             stack_images(info.dataset),
             config,
@@ -89,13 +88,13 @@ def train_gan_command(
         )
     if half:
         save_generator(generator, out, half=True)
-    Console().print(f"wrote {out}", highlight=False)
+    stdout.print(f"wrote {out}", highlight=False)
 
 
 @contextmanager
-def _progress(console: Console) -> Iterator[Callable[[GANStep], None]]:
+def _progress() -> Iterator[Callable[[GANStep], None]]:
     """A Rich progress bar on stderr (only on a terminal) and the callback that drives it."""
-    bar = stats_progress(console, "train-gan")
+    bar = progress_bar("train-gan", stats=True)
     task = bar.add_task("train-gan", total=None, stats="")
 
     def on_step(step: GANStep) -> None:

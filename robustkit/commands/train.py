@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from robustkit.commands.console import logging_to, recorded_command, stats_progress
+from robustkit.commands.console import logging_to, recorded_command, stderr, stdout
 from robustkit.commands.options import DataRoot, Device
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import check_classifier
 from robustkit.models.architectures import ARCHITECTURES
+from robustkit.progress import progress_bar
 from robustkit.training import StepStats, TrainConfig, check_output, initial_model, train
 
 
@@ -95,13 +95,12 @@ def train_command(
     first, _ = info.dataset[0]
     check_classifier(robust_model, first.unsqueeze(0).to(robust_model.device))
     meta = {"model_spec": model, "command": recorded_command()}
-    console = Console(stderr=True)
-    with logging_to(console), _progress(console) as on_step:
+    with logging_to(stderr), _progress() as on_step:
         result = train(
             robust_model, info, config, out=out, resume=resume, on_step=on_step, metadata=meta
         )
     acc = result.metadata["holdout_accuracy"]
-    Console().print(
+    stdout.print(
         f"wrote {paths['weights']} (held-out clean {acc['clean_accuracy']:.1%}, "
         f"FGSM {acc['fgsm_accuracy']:.1%}, PGD-10 {acc['pgd_accuracy']:.1%} at eps {eps:g}"
         f"{', stopped early on catastrophic overfitting' if result.stopped_early else ''})",
@@ -110,9 +109,9 @@ def train_command(
 
 
 @contextmanager
-def _progress(console: Console) -> Iterator[Callable[[StepStats], None]]:
+def _progress() -> Iterator[Callable[[StepStats], None]]:
     """A Rich progress bar on stderr (only on a terminal) and the callback that drives it."""
-    bar = stats_progress(console, "epoch {task.fields[epoch]}")
+    bar = progress_bar("epoch {task.fields[epoch]}", stats=True)
     task = bar.add_task("train", total=None, epoch=0, stats="")
 
     def on_step(stats: StepStats) -> None:

@@ -11,24 +11,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
 )
 from rich.table import Table
 from torch import nn
 
 from robustkit.attacks import attack_class
 from robustkit.auditing.results import ensure_writable_dir
+from robustkit.commands.console import print_table, stdout
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import load_model
 from robustkit.models.ensemble import MODES, Ensemble
+from robustkit.progress import progress_bar
 from robustkit.transfer import TransferResult, transfer_matrix
 from robustkit.transfer.result import STEM
 from robustkit.transfer.sklearn_targets import KINDS, PREFIX, train_sklearn_targets
@@ -94,16 +90,7 @@ def transfer_command(
             raise RobustkitError("--ensemble needs at least two --models")
         members = Ensemble(list(nets.values()), mode=ensemble_mode)
         sources[members.name] = members
-    console = Console(stderr=True)
-    bar = Progress(
-        TextColumn("crafting on {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,
-        transient=True,
-    )
+    bar = progress_bar("crafting on {task.description}")
     tasks: dict[str, TaskID] = {}
 
     def on_progress(source: str, done: int, total: int) -> None:
@@ -127,8 +114,8 @@ def transfer_command(
     result.config["dataset"] = info.name
     result.config["command"] = shlex.join(["robustkit", *sys.argv[1:]])
     result.save(out_dir)
-    Console().print(matrix_table(result))
-    Console().print(f"{STEM}.csv/.pivot.csv/.svg/.png written to {out_dir}/", highlight=False)
+    print_table(matrix_table(result))
+    stdout.print(f"{STEM}.csv/.pivot.csv/.svg/.png written to {out_dir}/", highlight=False)
 
 
 def matrix_table(result: TransferResult) -> Table:
