@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from robustkit.data import load_dataset
-from robustkit.generative.training import GANTrainConfig, evaluate_generator, stack_images
+from robustkit.data import dataset_tensors, load_dataset
+from robustkit.generative.training import GANTrainConfig, evaluate_generator
 from robustkit.generative.zoo import resolve_generator
 from robustkit.models import load_model
 
@@ -33,7 +33,7 @@ def main() -> None:
     config = GANTrainConfig(
         eval_steps=args.steps, eval_restarts=args.restarts, eval_samples=args.samples
     )
-    row = evaluate_generator(generator, stack_images(holdout.dataset), classifier, config)
+    row = evaluate_generator(generator, dataset_tensors(holdout)[0], classifier, config)
     for key, value in row.items():
         print(f"{key:24s} {value:.4f}")
 

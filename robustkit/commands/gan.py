@@ -13,14 +13,15 @@ from typing import Annotated
 import typer
 
 from robustkit.commands.console import logging_to, stderr, stdout
-from robustkit.data import load_dataset
+from robustkit.commands.options import DataRoot
+from robustkit.data import dataset_tensors, load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.generative.generators import (
     ARCHS,
     GeneratorConfig,
     save_generator,
 )
-from robustkit.generative.training import GANStep, GANTrainConfig, stack_images, train_gan
+from robustkit.generative.training import GANStep, GANTrainConfig, train_gan
 from robustkit.models import load_model
 from robustkit.progress import progress_bar
 
@@ -30,9 +31,7 @@ DEFAULT_CLASSIFIERS = {"mnist": "zoo:mnist-cnn"}
 
 def train_gan_command(
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist")] = "mnist",
-    data_root: Annotated[
-        Path | None, typer.Option(help="dataset folder (default: $ROBUSTKIT_DATA)")
-    ] = None,
+    data_root: DataRoot = None,
     arch: Annotated[str, typer.Option(help="dcgan or wgan-gp")] = "dcgan",
     iterations: Annotated[int, typer.Option(help="generator updates")] = 5000,
     batch_size: Annotated[int, typer.Option(help="images per minibatch")] = 64,
@@ -78,10 +77,10 @@ def train_gan_command(
     labeller = load_model(spec, device="cpu") if spec and spec != "none" else None
     with logging_to(stderr), _progress() as on_step:
         generator = train_gan(
-            stack_images(info.dataset),
+            dataset_tensors(info)[0],
             config,
             out=out,
-            holdout=stack_images(holdout.dataset),
+            holdout=dataset_tensors(holdout)[0],
             classifier=labeller,
             resume=resume,
             on_step=on_step,

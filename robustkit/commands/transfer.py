@@ -20,6 +20,7 @@ from torch import nn
 from robustkit.attacks import attack_class
 from robustkit.auditing.results import ensure_writable_dir
 from robustkit.commands.console import print_table, stdout
+from robustkit.commands.options import DataRoot, Device
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import load_model
@@ -48,15 +49,13 @@ def transfer_command(
         bool, typer.Option(help="stop at the first success (weaker transfer)")
     ] = False,
     dataset: Annotated[str, typer.Option(help="mnist, fashion-mnist, cifar10, ...")] = "mnist",
-    data_root: Annotated[
-        Path | None, typer.Option(help="dataset folder (default: $ROBUSTKIT_DATA)")
-    ] = None,
+    data_root: DataRoot = None,
     num_samples: Annotated[int | None, typer.Option(help="seeded test subset size")] = 1000,
     train_samples: Annotated[
         int, typer.Option(help="seeded training subset for --sklearn models")
     ] = 5000,
     batch_size: Annotated[int, typer.Option(help="images per batch")] = 500,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda (default: cuda if any)")] = None,
+    device: Device = None,
     seed: Annotated[int, typer.Option(help="seed for subsets, training and random starts")] = 0,
     out: Annotated[
         Path, typer.Option(help="folder for transfer_matrix.csv/.pivot.csv/.svg/.png")

@@ -18,7 +18,6 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
 
 from robustkit.checkpoints import load_checkpoint, save_checkpoint
 from robustkit.errors import RobustkitError
@@ -87,12 +86,6 @@ def run_paths(out: str | Path) -> dict[str, Path]:
         "metrics": stem.with_suffix(".metrics.csv"),
         "samples": stem.with_suffix(".samples"),
     }
-
-
-def stack_images(dataset: Dataset) -> Tensor:
-    """All images of a dataset as one (N, C, H, W) tensor."""
-    loader = DataLoader(dataset, batch_size=1000, shuffle=False)
-    return torch.cat([x for x, _ in loader])
 
 
 def train_gan(

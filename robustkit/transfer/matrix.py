@@ -16,11 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
 from robustkit.attacks import Attack
 from robustkit.auditing.inputs import build_attack
-from robustkit.data import DatasetInfo
+from robustkit.data import DatasetInfo, dataset_tensors
 from robustkit.errors import RobustkitError
 from robustkit.models import check_classifier
 from robustkit.models.wrapper import device_of
@@ -126,11 +125,9 @@ def _named(models: Models, role: str) -> dict[str, nn.Module]:
 
 def data_tensors(data: DatasetInfo | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     """The images and labels as two tensors, read once."""
-    if isinstance(data, tuple):
-        x, y = data
-    else:
-        size = len(data.dataset)  # type: ignore[arg-type]
-        x, y = next(iter(DataLoader(data.dataset, batch_size=size)))
+    if not isinstance(data, tuple):
+        return dataset_tensors(data)
+    x, y = data
     if x.dim() != 4 or len(x) != len(y) or len(x) == 0:
         raise RobustkitError(
             f"give images (N, C, H, W) with one label each, got {tuple(x.shape)} and "
