@@ -11,6 +11,7 @@ from rich.table import Table
 
 from robustkit.attacks import attack_class
 from robustkit.auditing.checks import Flag, sanity_flags
+from robustkit.auditing.distributed import is_main, join_torchrun
 from robustkit.auditing.engine import audit
 from robustkit.auditing.plan import DEFAULT_ATTACKS
 from robustkit.auditing.results import WORST_CASE, AuditResult, ensure_writable_dir
@@ -118,9 +119,21 @@ def audit_command(
     out: Annotated[Path, typer.Option(help="folder for results.csv, summary.csv, run.json")] = Path(
         "robustkit-results"
     ),
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="skip the batches an interrupted audit with the same options saved in OUT/progress"
+        ),
+    ] = False,
 ) -> None:
-    """Attack a model at several budgets and report its robust accuracy."""
+    """Attack a model at several budgets and report its robust accuracy.
+
+    Under torchrun (torchrun --nproc-per-node N -m robustkit audit ...) the processes share the
+    batches; rank 0 writes the results.
+    """
     out_dir = ensure_writable_dir(out)
+    device = join_torchrun(device)
+    progress_dir = out_dir / "progress"
     attack_names: list[str] | None = None  # None: the diagnostics and the standard suite
     if attacks is not None:
         attack_names = parse_names(attacks)
@@ -167,6 +180,8 @@ def audit_command(
             batch_size=batch_size,
             seed=seed,
             progress=True,
+            progress_dir=progress_dir,
+            resume=resume,
         )
     else:
         result = audit(
@@ -183,7 +198,11 @@ def audit_command(
             progress=True,
             noise_probes=noise_probes,
             suite=suite,
+            progress_dir=progress_dir,
+            resume=resume,
         )
+    if not is_main():
+        return  # rank 0 writes the results of a distributed audit
     result.config["command"] = recorded_command()
     result.save(out_dir)
     report = write_report(result, out_dir / "report.html")
