@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from robustkit.auditing.distributed import barrier, is_main, world_size
+from robustkit.auditing.distributed import barrier, is_main, rank, world_size
 from robustkit.auditing.examples import Picked, stack_examples
 from robustkit.auditing.results import EXAMPLE_COLUMNS, Examples
 from robustkit.auditing.rows import RowStore
@@ -78,6 +78,7 @@ class ProgressStore:
         examples = stack_examples(record.examples)
         content = {
             "size": record.size,
+            "rank": rank(),  # the process that attacked it
             "rows": record.rows.frame().to_dict("list"),
             "eps_probes": record.eps_probes,
             "examples": None
