@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 import robustkit
 from robustkit.auditing.progress import ProgressStore
 from robustkit.cli import app
+from robustkit.defenses.evaluation import audit_defense
 from robustkit.errors import RobustkitError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,6 +96,40 @@ def test_resume_attacks_only_the_missing_batches_and_changes_nothing(setup, tmp_
     assert written == [0, 2]
     assert_same_result(resumed, full)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+class NoisyDefense(nn.Module):
+    """A randomized defense: noise on every pass, so EOT and the defense's scoring draw numbers."""
+
+    is_randomized = True
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x + 0.05 * torch.randn_like(x)).clamp(0, 1))
+
+
+def test_a_defense_audit_resumes_to_the_same_result(setup, tmp_path):
+    model, data = setup
+    kw = {"attacks": ["pgd-linf"], "eps": [0.1], "steps": 3, "eot_samples": 2, "batch_size": 12}
+    full = audit_defense(model, NoisyDefense(model), data, **kw)
+    audit_defense(model, NoisyDefense(model), data, progress_dir=tmp_path, **kw)
+    (tmp_path / "batch-000001.pt").unlink()
+    resumed = audit_defense(
+        model, NoisyDefense(model), data, progress_dir=tmp_path, resume=True, **kw
+    )
+    pd.testing.assert_frame_equal(resumed.frame, full.frame)
+    with pytest.raises(RobustkitError, match=r"eot_samples changed \(was 2, now 4\)"):
+        audit_defense(
+            model,
+            NoisyDefense(model),
+            data,
+            progress_dir=tmp_path,
+            resume=True,
+            **{**kw, "eot_samples": 4},
+        )
 
 
 @pytest.mark.parametrize(

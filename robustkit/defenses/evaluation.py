@@ -94,13 +94,7 @@ def audit_defense(
     randomized = bool(getattr(defense, "is_randomized", False))
     threats = _threats(robust_model, defense, eot_samples, randomized)
     manifest = {
-        "classifier": robust_model.name,
-        "classifier_weights": module_digest(robust_model),
-        "defense": _name(defense),
-        "defense_weights": module_digest(defense),
-        "eot_samples": eot_samples,
-        "dataset": info.name,
-        "samples": dataset_digest(info.dataset),
+        **_manifest(robust_model, defense, info, eot_samples),
         **engine_manifest(plan, batch_size, seed),
     }
     with open_progress(progress_dir, manifest, resume=resume) as store:
@@ -125,6 +119,21 @@ def audit_defense(
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
     return AuditResult(frame=run.frame, config=config, examples=run.examples)
+
+
+def _manifest(
+    classifier: RobustModel, defense: nn.Module, info: DatasetInfo, eot_samples: int
+) -> dict[str, Any]:
+    """What decides a defense audit's numbers beside the engine's settings (for resuming)."""
+    return {
+        "classifier": classifier.name,
+        "classifier_weights": module_digest(classifier),
+        "defense": _name(defense),
+        "defense_weights": module_digest(defense),
+        "eot_samples": eot_samples,
+        "dataset": info.name,
+        "samples": dataset_digest(info.dataset),
+    }
 
 
 def _threats(
