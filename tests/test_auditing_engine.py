@@ -201,3 +201,50 @@ def test_softmax_model_is_refused(setup):
     model, data = setup
     with pytest.raises(RobustkitError, match="remove the softmax"):
         run(nn.Sequential(model, nn.Softmax(dim=1)), data)
+
+
+class OutOfMemoryAbove(nn.Module):
+    """A model that runs out of CUDA memory when given more than ``limit`` images."""
+
+    def __init__(self, model: nn.Module, limit: int) -> None:
+        super().__init__()
+        self.model, self.limit = model, limit
+        self.sizes: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(len(x))
+        if len(x) > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.model(x)
+
+
+def test_out_of_memory_halves_the_batch_once_said_and_changes_no_row(caplog):
+    model = Linear()
+    x = torch.rand(200, 2, 4, 4, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = model(x).argmax(dim=1)
+    attack = PGDLinf(random_start=False)
+    unsplit = run(model, (x, y), attacks=[attack, "fgsm"], batch_size=100)
+    small = OutOfMemoryAbove(model, limit=64)  # the probes look at 64 images: they fit
+    with caplog.at_level("WARNING", logger="robustkit"):
+        split = run(small, (x, y), attacks=[attack, "fgsm"], batch_size=100)
+    pd.testing.assert_frame_equal(
+        split.frame.drop(columns="model"), unsplit.frame.drop(columns="model")
+    )
+    assert [r.getMessage() for r in caplog.records] == [
+        "CUDA ran out of memory on a batch of 100 images: going on in chunks of at most 50 "
+        "(a smaller --batch-size avoids the retry)"
+    ]
+    # batch 0 tried 100 images once, then went on in halves; batch 1 started at 50
+    assert small.sizes.count(100) == 1 and max(small.sizes[small.sizes.index(100) + 1 :]) == 50
+
+
+def test_out_of_memory_on_a_single_image_names_the_fix(setup, monkeypatch):
+    model, data = setup
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr("robustkit.auditing.engine._Batch.attack", out_of_memory)
+    with pytest.raises(RobustkitError, match="out of memory on a single image"):
+        run(model, data, batch_size=8)

@@ -8,13 +8,16 @@ is broken at every larger eps and never attacked again). One tidy row per sample
 from __future__ import annotations
 
 import dataclasses
+import logging
 import platform
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import (
@@ -26,22 +29,34 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 import robustkit
 from robustkit.attacks import Attack, pgd_from_noise, pure_noise_probe
 from robustkit.attacks.base import perturbation_norm
-from robustkit.auditing.examples import Picked, pick_examples, stack_examples
-from robustkit.auditing.inputs import batch_loader, describe_model, resolve_data, resolve_model
+from robustkit.auditing.checks import Flag
+from robustkit.auditing.distributed import barrier, my_batches
+from robustkit.auditing.examples import pick_examples
+from robustkit.auditing.inputs import Batches, describe_model, resolve_data, resolve_model
 from robustkit.auditing.outcome import Outcome
 from robustkit.auditing.plan import DEFAULT_BUDGETS, Plan, plan_audit
 from robustkit.auditing.probes import probe_model
+from robustkit.auditing.progress import (
+    BatchRecord,
+    EngineRun,
+    ProgressStore,
+    dataset_digest,
+    module_digest,
+    open_progress,
+)
 from robustkit.auditing.results import AuditResult
-from robustkit.auditing.rows import RowStore
 from robustkit.auditing.suites import get_suite
 from robustkit.data import DatasetInfo
-from robustkit.models import check_classifier
+from robustkit.errors import RobustkitError
+from robustkit.models import RobustModel, check_classifier
 from robustkit.models.wrapper import device_of
+
+log = logging.getLogger(__name__)
 
 EPS_PROBE_SIZE = 16  # points per batch re-attacked at the next eps to catch a failing attack
 RADIUS_SLACK = 1e-6  # float tolerance when a minimum-norm radius is compared with a budget
@@ -86,6 +101,8 @@ def audit(
     progress: bool = False,
     examples_per_attack: int = 4,
     noise_probes: bool = True,
+    progress_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> AuditResult:
     """Attack ``model`` on the correctly classified samples of ``data`` at every budget.
 
@@ -97,23 +114,68 @@ def audit(
     counts as broken at every larger eps of the same norm and is not attacked again. Memory is
     bounded by ``batch_size``; the first batch also yields a few example adversarials; with
     ``noise_probes`` the model also classifies pure noise.
+
+    Each finished batch goes to ``progress_dir`` (a temporary folder when None); with ``resume``
+    the batches found there are not attacked again and the result is the one an uninterrupted
+    run gives. Under an initialized torch.distributed process group each process attacks its
+    share of the batches (``progress_dir`` must be a folder all of them see) and returns the
+    whole result.
     """
     started = time.perf_counter()
     torch.manual_seed(seed)
     robust_model = resolve_model(model, device)
-    info = resolve_data(data, num_samples, seed)
+    info = resolve_data(data, num_samples, seed, model=robust_model)
     plan = plan_audit(
         attacks, suite, steps=steps, restarts=restarts, eps=eps, eps_l2=eps_l2, sigmas=sigmas
     )
-    loader = batch_loader(info, batch_size)
-    first_x, first_y = next(iter(loader))
+    batches = Batches(info.dataset, batch_size)
+    first_x, first_y = batches.first()
     num_classes = check_classifier(robust_model, first_x[:2].to(robust_model.device))
     model_flags = probe_model(robust_model, first_x.to(robust_model.device), first_y)
     threat = Threat(None, robust_model, robust_model, robust_model.name)
-    run = run_engine(
-        plan, [threat], loader, progress=progress, examples_per_attack=examples_per_attack
-    )
-    config = {
+    manifest = {
+        "model": robust_model.name,
+        "weights": module_digest(robust_model),
+        "execution": dataclasses.asdict(robust_model.execution),
+        "dataset": info.name,
+        "samples": dataset_digest(info.dataset),
+        **engine_manifest(plan, batch_size, seed),
+        "examples_per_attack": examples_per_attack,
+    }
+    with open_progress(progress_dir, manifest, resume=resume) as store:
+        run = run_engine(
+            plan,
+            [threat],
+            batches,
+            store,
+            seed=seed,
+            progress=progress,
+            examples_per_attack=examples_per_attack,
+        )
+    config = _config(robust_model, info, plan, run, model_flags, batch_size=batch_size, seed=seed)
+    audit_result = AuditResult(frame=run.frame, config=config, examples=run.examples)
+    if noise_probes:
+        torch.manual_seed(seed)  # the same noise however the batches ran, and wherever
+        audit_result.noise_grid = pure_noise_probe(
+            robust_model, info.input_shape, class_names=info.classes or None
+        )
+        audit_result.noise_targets = pgd_from_noise(robust_model, info.input_shape, num_classes)
+    config["wall_time_s"] = round(time.perf_counter() - started, 3)
+    return audit_result
+
+
+def _config(
+    robust_model: RobustModel,
+    info: DatasetInfo,
+    plan: Plan,
+    run: EngineRun,
+    model_flags: list[Flag],
+    *,
+    batch_size: int,
+    seed: int,
+) -> dict[str, Any]:
+    """What run.json records of a plain audit (the wall time comes on top)."""
+    return {
         "model": robust_model.name,
         "model_info": describe_model(robust_model),
         "dataset": info.name,
@@ -135,48 +197,113 @@ def audit(
         "model_checks": [dataclasses.asdict(flag) for flag in model_flags],
         "eps_probes": run.eps_probes,
     }
-    audit_result = AuditResult(
-        frame=run.rows.frame(), config=config, examples=stack_examples(run.examples)
-    )
-    if noise_probes:
-        audit_result.noise_grid = pure_noise_probe(
-            robust_model, info.input_shape, class_names=info.classes or None
-        )
-        audit_result.noise_targets = pgd_from_noise(robust_model, info.input_shape, num_classes)
-    config["wall_time_s"] = round(time.perf_counter() - started, 3)
-    return audit_result
 
 
-@dataclass
-class EngineRun:
-    """What the engine collected: the rows, example adversarials and the eps probes."""
+def engine_manifest(plan: Plan, batch_size: int, seed: int) -> dict[str, Any]:
+    """The part of a resume manifest that the engine's own settings decide."""
+    return {
+        "suite": plan.suite,
+        "attacks": plan.describe(),
+        "budgets": plan.budgets,
+        "batch_size": batch_size,
+        "seed": seed,
+    }
 
-    rows: RowStore = field(default_factory=RowStore)
-    examples: list[Picked] = field(default_factory=list)
-    eps_probes: list[dict[str, Any]] = field(default_factory=list)
-    num_samples: int = 0
+
+def batch_seed(seed: int, index: int) -> int:
+    """The seed of batch ``index``: a function of (seed, index) alone, so that a batch draws the
+    same random numbers whichever process attacks it and however many batches ran before."""
+    state = np.random.SeedSequence([seed % 2**64, index]).generate_state(1, dtype=np.uint64)
+    return int(state[0])
 
 
 def run_engine(
     plan: Plan,
     threats: Sequence[Threat],
-    loader: DataLoader,
+    batches: Batches,
+    store: ProgressStore,
     *,
+    seed: int,
     progress: bool = False,
     examples_per_attack: int = 4,
 ) -> EngineRun:
-    """Run the plan on every batch of ``loader`` for every threat."""
-    run = EngineRun()
+    """Run the plan for every threat on the batches this process owns (all of them without a
+    process group) that ``store`` does not hold yet, saving each one as it finishes; then put
+    every batch together."""
     device = device_of(threats[0].score)
+    done = store.finished()
+    todo = [index for index in my_batches(len(batches)) if index not in done]
     with progress_bar(progress) as bar:
-        task = bar.add_task("attacking", total=plan.jobs() * len(threats) * len(loader))
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            batch = _Batch(x, y, run.num_samples, run, bar, task, examples_per_attack)
-            for threat in threats:
-                batch.attack(plan, threat)
-            run.num_samples += len(y)
-    return run
+        task = bar.add_task("attacking", total=plan.jobs() * len(threats) * len(todo))
+        runner = _Runner(plan, threats, seed, bar, task, examples_per_attack, limit=batches.size)
+        for index, (x, y) in zip(todo, batches.load(todo), strict=True):
+            record = runner.batch(index, batches.start(index), x.to(device), y.to(device))
+            store.write(index, record)
+    barrier()  # every process has saved its share
+    return store.assemble(len(batches))
+
+
+@dataclass
+class _Runner:
+    """Attacks one batch at a time in chunks that fit in memory: on CUDA out-of-memory the chunk
+    is halved (down to one image) and the batch starts again from its own seed, so the rows are
+    the ones an unsplit batch gives whenever the attacks draw no random numbers."""
+
+    plan: Plan
+    threats: Sequence[Threat]
+    seed: int
+    bar: Progress
+    task: TaskID
+    examples_per_attack: int
+    limit: int  # the largest chunk known to fit
+    halved: bool = False
+
+    def batch(self, index: int, offset: int, x: Tensor, y: Tensor) -> BatchRecord:
+        """Batch ``index`` (first sample ``offset``) through the plan for every threat."""
+        completed = next(t.completed for t in self.bar.tasks if t.id == self.task)
+        while True:
+            torch.manual_seed(batch_seed(self.seed, index))
+            self.bar.update(self.task, completed=completed)
+            try:
+                return self._chunks(offset, x, y)
+            except torch.cuda.OutOfMemoryError:
+                if min(self.limit, len(y)) == 1:
+                    raise RobustkitError(
+                        "CUDA ran out of memory on a single image: free the GPU, or audit on "
+                        "another device (--device)"
+                    ) from None
+            self._halve(len(y))
+
+    def _chunks(self, offset: int, x: Tensor, y: Tensor) -> BatchRecord:
+        record = BatchRecord(size=len(y))
+        for start in range(0, len(y), self.limit):
+            end = min(start + self.limit, len(y))
+            chunk = _Batch(
+                x[start:end],
+                y[start:end],
+                offset + start,
+                record,
+                self.bar,
+                self.task,
+                self.examples_per_attack,
+                share=(end - start) / len(y),
+            )
+            for threat in self.threats:
+                chunk.attack(self.plan, threat)
+        return record
+
+    def _halve(self, size: int) -> None:
+        self.limit = (min(self.limit, size) + 1) // 2
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if not self.halved:
+            log.warning(
+                "CUDA ran out of memory on a batch of %d images: going on in chunks of at most "
+                "%d (a smaller --batch-size avoids the retry)",
+                size,
+                self.limit,
+            )
+            self.halved = True
 
 
 @dataclass(frozen=True)
@@ -196,10 +323,11 @@ class _Batch:
     x: Tensor
     y: Tensor
     offset: int
-    run: EngineRun
+    record: BatchRecord
     bar: Progress
     task: TaskID
     examples_per_attack: int
+    share: float  # of its whole batch, for the progress bar
 
     def attack(self, plan: Plan, threat: Threat) -> None:
         clean_pred = _predict(threat.score, self.x)
@@ -262,7 +390,7 @@ class _Batch:
                     indices, within, found.adv_pred, found.delta, attack=label, norm=attack.norm
                 )
             outcome.radius = radius
-            self.bar.advance(self.task)
+            self.bar.advance(self.task, self.share)
             yield eps, outcome
 
     def _cascade(
@@ -300,7 +428,7 @@ class _Batch:
             outcome.record(
                 indices, found.success, found.adv_pred, found.delta, attack=label, norm=attack.norm
             )
-        self.bar.advance(self.task)
+        self.bar.advance(self.task, self.share)
 
     def _attack(
         self, threat: Threat, attack: Attack, eps: float, indices: Tensor, label: str
@@ -320,7 +448,7 @@ class _Batch:
             radius=result.radius,
         )
         if self.offset == 0 and self.examples_per_attack > 0 and threat.prefix in (None, "bpda"):
-            self.run.examples.append(
+            self.record.examples.append(
                 pick_examples(
                     threat.score,
                     label,
@@ -349,7 +477,7 @@ class _Batch:
         pred = result.adv_pred
         if threat.score is not threat.craft:
             pred = _predict(threat.score, result.x_adv)
-        self.run.eps_probes.append(
+        self.record.eps_probes.append(
             {
                 "model": threat.model_name,
                 "attack": threat.label(attack),
@@ -370,7 +498,7 @@ class _Batch:
         clean_pred: Tensor,
         outcome: Outcome,
     ) -> None:
-        self.run.rows.add(
+        self.record.rows.add(
             model=threat.model_name,
             attack=label,
             norm=norm,

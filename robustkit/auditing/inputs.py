@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,11 +41,13 @@ def resolve_data(
     data: str | DatasetInfo | Dataset | tuple[Tensor, Tensor],
     num_samples: int | None,
     seed: int,
+    model: RobustModel | None = None,
 ) -> DatasetInfo:
     """A DatasetInfo from a dataset name, a DatasetInfo, a Dataset or an (x, y) pair, cut to a
-    seeded subset of ``num_samples`` items when given."""
+    seeded subset of ``num_samples`` items when given; an image folder named by a string is
+    labelled in ``model``'s classes."""
     if isinstance(data, str):
-        return load_dataset(data, num_samples=num_samples, seed=seed)
+        return load_dataset(data, num_samples=num_samples, seed=seed, model=model)
     info = data if isinstance(data, DatasetInfo) else _wrap_dataset(data)
     return subset(info, num_samples, seed) if num_samples is not None else info
 
@@ -64,11 +67,37 @@ def _wrap_dataset(data: Dataset | tuple[Tensor, Tensor]) -> DatasetInfo:
     )
 
 
-def batch_loader(info: DatasetInfo, batch_size: int) -> DataLoader:
-    """Fixed-order batches of the dataset."""
-    if batch_size < 1:
-        raise RobustkitError(f"batch size must be >= 1, got {batch_size}")
-    return DataLoader(info.dataset, batch_size=batch_size, shuffle=False)
+@dataclass(frozen=True)
+class Batches:
+    """The dataset in fixed-order batches numbered from 0, any of which loads alone (a resumed or
+    distributed audit loads only the batches it attacks)."""
+
+    dataset: Dataset
+    size: int
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise RobustkitError(f"batch size must be >= 1, got {self.size}")
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.size)  # type: ignore[arg-type]
+
+    def start(self, index: int) -> int:
+        """The dataset position of batch ``index``'s first item."""
+        return index * self.size
+
+    def load(self, indices: list[int]) -> DataLoader:
+        """The batches ``indices``, in that order."""
+        total = len(self.dataset)  # type: ignore[arg-type]
+        chosen = [
+            list(range(self.start(i), min(self.start(i) + self.size, total))) for i in indices
+        ]
+        return DataLoader(self.dataset, batch_sampler=chosen)
+
+    def first(self) -> tuple[Tensor, Tensor]:
+        """Batch 0, which the model checks and probes look at."""
+        x, y = next(iter(self.load([0])))
+        return x, y
 
 
 def describe_model(model: RobustModel) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,7 @@ def ensure_writable_dir(path: str | Path) -> Path:
     out = Path(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".robustkit-write-test"
+        probe = out / f".robustkit-write-test-{os.getpid()}"  # processes may share ``out``
         probe.write_text("")
         probe.unlink()
     except OSError as err:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -11,6 +11,7 @@ from rich.table import Table
 
 from robustkit.attacks import attack_class
 from robustkit.auditing.checks import Flag, sanity_flags
+from robustkit.auditing.distributed import is_main, join_torchrun
 from robustkit.auditing.engine import audit
 from robustkit.auditing.plan import DEFAULT_ATTACKS
 from robustkit.auditing.results import WORST_CASE, AuditResult, ensure_writable_dir
@@ -35,10 +36,10 @@ from robustkit.commands.options import (
     parse_names,
     require_positive,
 )
-from robustkit.data import load_dataset, subset
+from robustkit.data import DatasetInfo, load_dataset, subset
 from robustkit.defenses.evaluation import DEFENSE_ATTACKS, audit_defense
 from robustkit.defenses.manifold import load_defense
-from robustkit.models import check_deterministic, load_model
+from robustkit.models import RobustModel, check_deterministic, load_model
 from robustkit.models.execution import Execution
 from robustkit.reports import write_report
 
@@ -142,8 +143,18 @@ def audit_command(
     out: Annotated[Path, typer.Option(help="folder for results.csv, summary.csv, run.json")] = Path(
         "robustkit-results"
     ),
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="skip the batches an interrupted audit with the same options saved in OUT/progress"
+        ),
+    ] = False,
 ) -> None:
-    """Attack a model at several budgets and report its robust accuracy."""
+    """Attack a model at several budgets and report its robust accuracy.
+
+    Under torchrun (torchrun --nproc-per-node N -m robustkit audit ...) the processes share the
+    batches; rank 0 writes the results.
+    """
     require_positive(
         steps=steps,
         restarts=restarts,
@@ -154,15 +165,8 @@ def audit_command(
         eot_samples=eot_samples,
     )
     out_dir = ensure_writable_dir(out)
-    attack_names: list[str] | None = None  # None: the diagnostics and the standard suite
-    if attacks is not None:
-        attack_names = parse_names(attacks)
-    elif defense:
-        attack_names = [*DEFAULT_ATTACKS, *DEFENSE_ATTACKS]
-    for name in attack_names or ():
-        attack_class(name)  # fail fast, before loading anything, on an unknown name
-    if suite is not None:
-        get_suite(suite)
+    device = join_torchrun(device)
+    attack_names = _attack_names(attacks, suite, defended=defense is not None)
     robust_model = load_model(
         model,
         checkpoint=checkpoint,
@@ -172,62 +176,76 @@ def audit_command(
         device=device,
         execution=Execution(precision, channels_last, compile_forward),
     )
-    if image_size is None and robust_model.input_shape:
-        image_size = robust_model.input_shape[-1]
     info = load_dataset(
         dataset,
         root=data_root,
         seed=seed,
-        image_size=image_size,
+        image_size=image_size or _image_size(robust_model),
         model=robust_model,
         labels=labels,
     )
-    if num_samples != 0:
-        size = len(info.dataset)  # type: ignore[arg-type]
-        chosen = min(DEFAULT_NUM_SAMPLES, size) if num_samples is None else num_samples
-        info = subset(info, chosen, seed)
+    info = _sample(info, num_samples, seed)
     if not randomized and defense is None:
         check_deterministic(robust_model, info.dataset[0][0].unsqueeze(0))
-    linf_budgets = parse_floats(eps, "--eps")
-    l2_budgets = None if eps_l2 is None else parse_floats(eps_l2, "--eps-l2")
-    noise_budgets = None if sigmas is None else parse_floats(sigmas, "--sigmas")
+    settings: dict[str, Any] = {
+        "attacks": attack_names,
+        "eps": parse_floats(eps, "--eps"),
+        "eps_l2": None if eps_l2 is None else parse_floats(eps_l2, "--eps-l2"),
+        "sigmas": None if sigmas is None else parse_floats(sigmas, "--sigmas"),
+        "steps": steps,
+        "restarts": restarts,
+        "suite": suite,
+        "batch_size": batch_size,
+        "seed": seed,
+        "progress": True,
+        "progress_dir": out_dir / "progress",
+        "resume": resume,
+    }
     if defense is not None:
         defended = load_defense(
             defense, robust_model, steps=projection_steps, restarts=projection_restarts
         )
-        with logging_to(stderr):
+        with logging_to(stderr):  # the up-front estimate of the projections to come
             result = audit_defense(
-                robust_model,
-                defended,
-                info,
-                attacks=attack_names,
-                eps=linf_budgets,
-                eps_l2=l2_budgets,
-                sigmas=noise_budgets,
-                steps=steps,
-                restarts=restarts,
-                eot_samples=eot_samples,
-                suite=suite,
-                batch_size=batch_size,
-                seed=seed,
-                progress=True,
+                robust_model, defended, info, eot_samples=eot_samples, **settings
             )
     else:
-        result = audit(
-            robust_model,
-            info,
-            attacks=attack_names,
-            eps=linf_budgets,
-            eps_l2=l2_budgets,
-            sigmas=noise_budgets,
-            steps=steps,
-            restarts=restarts,
-            batch_size=batch_size,
-            seed=seed,
-            progress=True,
-            noise_probes=noise_probes,
-            suite=suite,
-        )
+        result = audit(robust_model, info, noise_probes=noise_probes, **settings)
+    if is_main():  # rank 0 writes the results of a distributed audit
+        _publish(result, out_dir, strict=strict)
+
+
+def _attack_names(attacks: str | None, suite: str | None, *, defended: bool) -> list[str] | None:
+    """The attacks named on the command line, checked before anything loads (None: the
+    diagnostics and the standard suite)."""
+    names: list[str] | None = None
+    if attacks is not None:
+        names = parse_names(attacks)
+    elif defended:
+        names = [*DEFAULT_ATTACKS, *DEFENSE_ATTACKS]
+    for name in names or ():
+        attack_class(name)
+    if suite is not None:
+        get_suite(suite)
+    return names
+
+
+def _image_size(model: RobustModel) -> int | None:
+    return model.input_shape[-1] if model.input_shape else None
+
+
+def _sample(info: DatasetInfo, num_samples: int | None, seed: int) -> DatasetInfo:
+    """The seeded subset an audit attacks: ``--num-samples``, the default size, or all (0)."""
+    if num_samples == 0:
+        return info
+    size = len(info.dataset)  # type: ignore[arg-type]
+    return subset(
+        info, min(DEFAULT_NUM_SAMPLES, size) if num_samples is None else num_samples, seed
+    )
+
+
+def _publish(result: AuditResult, out_dir: Path, *, strict: bool) -> None:
+    """Save the results and report, print the table and the checks; --strict fails on a flag."""
     result.config["command"] = recorded_command()
     result.save(out_dir)
     report = write_report(result, out_dir / "report.html")

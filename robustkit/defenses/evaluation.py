@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,11 +19,11 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from robustkit.attacks import Attack
-from robustkit.auditing.engine import Threat, run_engine
-from robustkit.auditing.examples import stack_examples
-from robustkit.auditing.inputs import batch_loader, resolve_data, resolve_model
+from robustkit.auditing.engine import Threat, engine_manifest, run_engine
+from robustkit.auditing.inputs import Batches, resolve_data, resolve_model
 from robustkit.auditing.plan import plan_audit
 from robustkit.auditing.probes import probe_model
+from robustkit.auditing.progress import dataset_digest, module_digest, open_progress
 from robustkit.auditing.results import AuditResult
 from robustkit.data import DatasetInfo
 from robustkit.defenses.adaptive import EOT
@@ -54,6 +55,8 @@ def audit_defense(
     batch_size: int = 100,
     seed: int = 0,
     progress: bool = False,
+    progress_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> AuditResult:
     """Attack ``defense`` (built around ``classifier``) with every attack in three families.
 
@@ -69,13 +72,14 @@ def audit_defense(
     Every adversarial is scored by one fresh forward pass of the defense, as deployed. Against a
     randomized defense the adaptive attacks run all their steps: early stop would judge success
     on one random pass and keep a weak iterate. The frame also holds the bare classifier's rows
-    (attack ``NAME``, model = the classifier's name). The same engine as :func:`audit` runs it.
+    (attack ``NAME``, model = the classifier's name). The same engine as :func:`audit` runs it,
+    with the same ``progress_dir`` and ``resume``.
     """
     started = time.perf_counter()
     torch.manual_seed(seed)
     robust_model = resolve_model(classifier, None)
     defense = defense.to(robust_model.device)
-    info = resolve_data(data, num_samples, seed)
+    info = resolve_data(data, num_samples, seed, model=robust_model)
     plan = plan_audit(
         attacks, suite, steps=steps, restarts=restarts, eps=eps, eps_l2=eps_l2, sigmas=sigmas
     )
@@ -84,8 +88,8 @@ def audit_defense(
         independent=[_with_generator(a, defense) for a in plan.independent],
         cascade=[_with_generator(a, defense) for a in plan.cascade],
     )
-    loader = batch_loader(info, batch_size)
-    first_x, first_y = next(iter(loader))
+    batches = Batches(info.dataset, batch_size)
+    first_x, first_y = batches.first()
     check_classifier(robust_model, first_x[:2].to(robust_model.device))
     projection_started = time.perf_counter()
     check_classifier(defense, first_x[:2].to(robust_model.device))
@@ -101,7 +105,12 @@ def audit_defense(
     model_flags = probe_model(defense, probe_x.to(robust_model.device), probe_y, eot=True)
     randomized = bool(getattr(defense, "is_randomized", False))
     threats = _threats(robust_model, defense, eot_samples, randomized)
-    run = run_engine(plan, threats, loader, progress=progress)
+    manifest = {
+        **_manifest(robust_model, defense, info, eot_samples),
+        **engine_manifest(plan, batch_size, seed),
+    }
+    with open_progress(progress_dir, manifest, resume=resume) as store:
+        run = run_engine(plan, threats, batches, store, seed=seed, progress=progress)
     attacks_run = [*plan.independent, *plan.cascade]
     config = {
         "model": _name(defense),
@@ -121,7 +130,24 @@ def audit_defense(
         "eps_probes": run.eps_probes,
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
-    return AuditResult(frame=run.rows.frame(), config=config, examples=stack_examples(run.examples))
+    return AuditResult(frame=run.frame, config=config, examples=run.examples)
+
+
+def _manifest(
+    classifier: RobustModel, defense: nn.Module, info: DatasetInfo, eot_samples: int
+) -> dict[str, Any]:
+    """What decides a defense audit's numbers beside the engine's settings (for resuming)."""
+    return {
+        "classifier": classifier.name,
+        "classifier_weights": module_digest(classifier),
+        "defense": _name(defense),
+        "defense_weights": module_digest(defense),
+        "projection": repr(getattr(defense, "projection", None)),
+        "execution": dataclasses.asdict(classifier.execution),
+        "eot_samples": eot_samples,
+        "dataset": info.name,
+        "samples": dataset_digest(info.dataset),
+    }
 
 
 def _threats(

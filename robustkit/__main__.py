@@ -1,0 +1,5 @@
+"""``python -m robustkit``: the command line, as torchrun launches it (``-m robustkit audit``)."""
+
+from robustkit.cli import app
+
+app(prog_name="robustkit")
