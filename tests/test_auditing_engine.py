@@ -245,6 +245,6 @@ def test_out_of_memory_on_a_single_image_names_the_fix(setup, monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr("robustkit.auditing.engine._Batch.attack", out_of_memory)
+    monkeypatch.setattr("robustkit.auditing.batch._Batch.attack", out_of_memory)
     with pytest.raises(RobustkitError, match="out of memory on a single image"):
         run(model, data, batch_size=8)

@@ -19,12 +19,13 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from robustkit.attacks import Attack
-from robustkit.auditing.engine import Threat, engine_manifest, run_engine
+from robustkit.auditing.engine import engine_manifest, run_engine
 from robustkit.auditing.inputs import Batches, resolve_data, resolve_model
 from robustkit.auditing.plan import plan_audit
 from robustkit.auditing.probes import probe_model
 from robustkit.auditing.progress import dataset_digest, module_digest, open_progress
 from robustkit.auditing.results import AuditResult
+from robustkit.auditing.threats import Threat
 from robustkit.data import DatasetInfo
 from robustkit.defenses.adaptive import EOT
 from robustkit.defenses.estimate import estimate_defense_cost
