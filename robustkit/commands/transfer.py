@@ -5,8 +5,6 @@ Registered in robustkit.cli as ``app.command("transfer")(clean_errors(transfer_c
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +17,7 @@ from torch import nn
 
 from robustkit.attacks import attack_class
 from robustkit.auditing.results import ensure_writable_dir
-from robustkit.commands.console import print_table, stdout
+from robustkit.commands.console import print_table, recorded_command, stdout
 from robustkit.commands.options import DataRoot, Device
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
@@ -111,7 +109,7 @@ def transfer_command(
             on_progress=on_progress,
         )
     result.config["dataset"] = info.name
-    result.config["command"] = shlex.join(["robustkit", *sys.argv[1:]])
+    result.config["command"] = recorded_command()
     result.save(out_dir)
     print_table(matrix_table(result))
     stdout.print(f"{STEM}.csv/.pivot.csv/.svg/.png written to {out_dir}/", highlight=False)

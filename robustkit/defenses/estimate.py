@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
 
 from robustkit.attacks import Attack
 
@@ -52,19 +56,30 @@ class DefenseCost:
 def estimate_defense_cost(
     attacks: Iterable[Attack],
     *,
+    budgets: Mapping[str, Sequence[float]],
     num_samples: int,
     eot_samples: int,
     seconds_per_projection: float,
 ) -> DefenseCost:
-    """Projections of an audit running ``attacks`` through BPDA, BPDA+EOT and obliviously."""
+    """Projections of an audit running ``attacks`` at each of their norm's ``budgets`` through
+    BPDA, BPDA+EOT and obliviously."""
     per_sample = 0
     for attack in attacks:
-        if attack.needs_generator:
-            per_sample += 1  # searched on the bare classifier, scored by one projection
-            continue
         iterations = attack_iterations(attack)
-        per_sample += 1 + iterations + iterations * eot_samples + 2  # oblivious, bpda, eot, scores
+        if attack.needs_generator:  # a latent search costs about a projection per step
+            per_budget = iterations + 1
+        else:  # oblivious scoring, BPDA, BPDA with EOT, and the scoring passes
+            per_budget = 1 + iterations + iterations * eot_samples + 2
+        per_sample += per_budget * len(budgets.get(attack.norm, ()))
     return DefenseCost(num_samples * per_sample, seconds_per_projection)
+
+
+@torch.no_grad()
+def time_projection(defense: nn.Module, x: Tensor) -> float:
+    """Seconds one forward pass of ``defense`` (one projection) takes per image of batch ``x``."""
+    started = time.perf_counter()
+    defense(x)
+    return (time.perf_counter() - started) / len(x)
 
 
 def _duration(seconds: float) -> str:

@@ -28,7 +28,7 @@ from robustkit.auditing.results import AuditResult
 from robustkit.auditing.threats import Threat
 from robustkit.data import DatasetInfo
 from robustkit.defenses.adaptive import EOT
-from robustkit.defenses.estimate import estimate_defense_cost
+from robustkit.defenses.estimate import estimate_defense_cost, time_projection
 from robustkit.models import RobustModel, check_classifier
 
 log = logging.getLogger(__name__)
@@ -92,18 +92,18 @@ def audit_defense(
     batches = Batches(info.dataset, batch_size)
     first_x, first_y = batches.first()
     check_classifier(robust_model, first_x[:2].to(robust_model.device))
-    projection_started = time.perf_counter()
     check_classifier(defense, first_x[:2].to(robust_model.device))
-    cost = estimate_defense_cost(
-        [*plan.independent, *plan.cascade],
-        num_samples=len(info.dataset),  # type: ignore[arg-type]
-        eot_samples=eot_samples,
-        seconds_per_projection=(time.perf_counter() - projection_started) / 2,
-    )
-    log.info(cost.describe())
     # A defense's forward pass is a whole projection: probe its gradients on a few inputs only.
     probe_x, probe_y = first_x[:DEFENSE_PROBE_SIZE], first_y[:DEFENSE_PROBE_SIZE]
     model_flags = probe_model(defense, probe_x.to(robust_model.device), probe_y, eot=True)
+    cost = estimate_defense_cost(
+        [*plan.independent, *plan.cascade],
+        budgets=plan.budgets,
+        num_samples=len(info.dataset),  # type: ignore[arg-type]
+        eot_samples=eot_samples,
+        seconds_per_projection=time_projection(defense, probe_x.to(robust_model.device)),
+    )
+    log.info(cost.describe())
     randomized = bool(getattr(defense, "is_randomized", False))
     threats = _threats(robust_model, defense, eot_samples, randomized)
     manifest = {
