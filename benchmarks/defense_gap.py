@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
+from benchmark_options import add_defense_audit, add_threads, apply_threads
 
 from robustkit.attacks import LatentOverpowered, PGDLinf
 from robustkit.data import load_dataset
@@ -26,19 +26,12 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist-sample", help="or mnist (test set)")
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--num-samples", type=int, default=50)
-    parser.add_argument("--eps", type=float, default=0.3)
-    parser.add_argument("--attack-steps", type=int, default=20)
-    parser.add_argument("--latent-steps", type=int, default=40)
-    parser.add_argument("--proj-steps", type=int, default=30)
-    parser.add_argument("--proj-restarts", type=int, default=2)
-    parser.add_argument("--proj-lr", type=float, default=0.2)
-    parser.add_argument("--eot-samples", type=int, default=4)
+    add_defense_audit(parser)
     parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=None)
+    add_threads(parser)
     parser.add_argument("--out", type=Path, default=Path("defense-gap"))
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     classifier = load_model(args.classifier, device="cpu")
     defense = load_defense(
         args.defense,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from benchmark_options import add_defense_audit, add_threads, apply_threads
 
 from robustkit.attacks import LatentOverpowered, PGDLinf
 from robustkit.data import load_dataset
@@ -91,18 +92,11 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=5)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--num-samples", type=int, default=100, help="MNIST test images audited")
-    parser.add_argument("--eps", type=float, default=0.3)
-    parser.add_argument("--attack-steps", type=int, default=20)
-    parser.add_argument("--latent-steps", type=int, default=40)
-    parser.add_argument("--proj-steps", type=int, default=30)
-    parser.add_argument("--proj-restarts", type=int, default=2)
-    parser.add_argument("--proj-lr", type=float, default=0.2)
-    parser.add_argument("--eot-samples", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=None)
+    add_defense_audit(parser)
+    add_threads(parser)
     parser.add_argument("--out", type=Path, default=Path("manifold-training"))
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     args.out.mkdir(parents=True, exist_ok=True)
     tuned = fine_tune(args)
     original = load_model(args.classifier, device="cpu")

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from robustkit.attacks.peers import art_classifier
 from robustkit.attacks.pgd import PGDLinf
 from robustkit.models.architectures import MadryMnistCNN
 from robustkit.models.wrapper import RobustModel
@@ -195,17 +196,9 @@ def foolbox_attack(cfg: Config) -> AttackFn:
 def art_attack(cfg: Config, batch_size: int) -> AttackFn:
     """ART ProjectedGradientDescent (PyTorch implementation) on a PyTorchClassifier."""
     from art.attacks.evasion import ProjectedGradientDescent
-    from art.estimators.classification import PyTorchClassifier
 
     def run(model: nn.Module, x: Tensor, y: Tensor, eps: float) -> Tensor:
-        classifier = PyTorchClassifier(
-            model=model,
-            loss=nn.CrossEntropyLoss(),
-            input_shape=(1, 28, 28),
-            nb_classes=10,
-            clip_values=(0.0, 1.0),
-            device_type="cpu",
-        )
+        classifier = art_classifier(model, x)
         attack = ProjectedGradientDescent(
             classifier,
             norm=np.inf,

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from benchmark_options import add_threads, apply_threads
 from torch.utils.data import DataLoader
 
 from robustkit.data import load_dataset
@@ -49,10 +50,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--loop-images", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None)
+    add_threads(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     torch.manual_seed(0)
     generator = resolve_generator(args.generator)
     data = load_dataset("mnist-sample", num_samples=args.images, seed=0)

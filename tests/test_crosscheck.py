@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 from art.attacks.evasion import ProjectedGradientDescent
-from art.estimators.classification import PyTorchClassifier
 from torch import Tensor, nn
 
 from robustkit.attacks import create_attack
+from robustkit.attacks.peers import art_classifier
 from robustkit.data import load_dataset
 from robustkit.models import load_zoo_model
 
@@ -81,14 +81,7 @@ def foolbox_pgd(model: nn.Module, x: Tensor, y: Tensor, norm: str, eps: float) -
 
 def art_pgd(model: nn.Module, x: Tensor, y: Tensor, norm: str, eps: float) -> float:
     """ART's PGD robust accuracy (eps_step is an absolute step; no random init)."""
-    classifier = PyTorchClassifier(
-        model=model,
-        loss=nn.CrossEntropyLoss(),
-        input_shape=(1, 28, 28),
-        nb_classes=10,
-        clip_values=(0.0, 1.0),
-        device_type="cpu",
-    )
+    classifier = art_classifier(model, x)
     attack = ProjectedGradientDescent(
         classifier,
         norm=np.inf if norm == "linf" else 2,

@@ -122,19 +122,8 @@ class ArtAttack(PeerAttack):
     def _perturb(
         self, model: nn.Module, inputs: Tensor, labels: Tensor, eps: float, targets: Tensor | None
     ) -> Tensor:
-        from art.estimators.classification import PyTorchClassifier
-
         params = _parameters(self.peer)
-        with torch.no_grad():
-            num_classes = model(inputs[:1]).shape[1]
-        estimator = PyTorchClassifier(
-            model=model,
-            loss=nn.CrossEntropyLoss(),
-            input_shape=tuple(inputs.shape[1:]),
-            nb_classes=num_classes,
-            clip_values=BOUNDS,
-            device_type="gpu" if inputs.is_cuda else "cpu",
-        )
+        estimator = art_classifier(model, inputs)
         kwargs = self.peer_kwargs()
         if "eps" in params:
             kwargs["eps"] = eps
@@ -146,6 +135,23 @@ class ArtAttack(PeerAttack):
         attack = self.peer(estimator, **kwargs)
         x_adv = attack.generate(x=inputs.cpu().numpy(), y=goal.cpu().numpy())
         return torch.from_numpy(np.asarray(x_adv, dtype=np.float32))
+
+
+def art_classifier(model: nn.Module, inputs: Tensor) -> Any:
+    """ART's ``PyTorchClassifier`` view of ``model`` for inputs shaped like ``inputs`` (pixels in
+    [0, 1], cross-entropy loss, on the inputs' device)."""
+    from art.estimators.classification import PyTorchClassifier  # lazy: a heavy optional import
+
+    with torch.no_grad():
+        num_classes = model(inputs[:1]).shape[1]
+    return PyTorchClassifier(
+        model=model,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=tuple(inputs.shape[1:]),
+        nb_classes=num_classes,
+        clip_values=BOUNDS,
+        device_type="gpu" if inputs.is_cuda else "cpu",
+    )
 
 
 def _project(x_adv: Tensor, x0: Tensor, eps: float, norm: str) -> Tensor:

@@ -5,52 +5,46 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 
-class MnistCNN(nn.Module):
-    """Two conv layers and two linear layers; about 105k parameters."""
+class PooledMnistCNN(nn.Module):
+    """Two conv + max-pool blocks (``channels``, ``kernel`` x ``kernel``, same padding) and two
+    linear layers with ``hidden`` units."""
 
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(
+        self, channels: tuple[int, int], kernel: int, hidden: int, num_classes: int = 10
+    ) -> None:
         super().__init__()
+        first, second = channels
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1),
+            nn.Conv2d(1, first, kernel, padding=kernel // 2),
             nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1),
+            nn.Conv2d(first, second, kernel, padding=kernel // 2),
             nn.ReLU(),
             nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(32 * 7 * 7, 64),
+            nn.Linear(second * 7 * 7, hidden),
             nn.ReLU(),
-            nn.Linear(64, num_classes),
+            nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x))
 
 
-class MadryMnistCNN(nn.Module):
-    """The MNIST network of Madry et al. (2018), used for adversarial-training benchmarks."""
+class MnistCNN(PooledMnistCNN):
+    """16 and 32 channels of 3 x 3, 64 hidden units; about 105k parameters."""
 
     def __init__(self, num_classes: int = 10) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(7 * 7 * 64, 1024),
-            nn.ReLU(),
-            nn.Linear(1024, num_classes),
-        )
+        super().__init__((16, 32), kernel=3, hidden=64, num_classes=num_classes)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x))
+
+class MadryMnistCNN(PooledMnistCNN):
+    """The MNIST network of Madry et al. (2018): 32 and 64 channels of 5 x 5, 1024 hidden units."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__((32, 64), kernel=5, hidden=1024, num_classes=num_classes)
 
 
 class FastMnistCNN(nn.Module):
