@@ -1,5 +1,5 @@
 """``python -m robustkit``: the command line, as torchrun launches it (``-m robustkit audit``)."""
 
-from robustkit.cli import app
+from robustkit.cli import main
 
-app(prog_name="robustkit")
+main()

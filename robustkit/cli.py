@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import version
 from typing import Annotated
 
@@ -9,13 +10,13 @@ import typer
 
 from robustkit.commands.audit import audit_command
 from robustkit.commands.catalog import attacks_command, models_command
-from robustkit.commands.console import clean_errors, stdout
+from robustkit.commands.console import clean_errors, stderr, stdout
 from robustkit.commands.gan import train_gan_command
 from robustkit.commands.report import report_command
 from robustkit.commands.train import train_command
 from robustkit.commands.transfer import transfer_command
 
-__all__ = ["app"]
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     help="Adversarial-robustness testing for PyTorch image classifiers.",
@@ -32,7 +33,7 @@ def _print_version(asked: bool) -> None:
 
 
 @app.callback()
-def main(
+def root(
     show_version: Annotated[
         bool,
         typer.Option(
@@ -50,3 +51,19 @@ app.command("train")(clean_errors(train_command))
 app.command("transfer")(clean_errors(transfer_command))
 app.command("report")(clean_errors(report_command))
 app.command("train-gan")(clean_errors(train_gan_command))
+
+
+def main() -> None:
+    """The ``robustkit`` entry point: the app, with a usage error (an unknown option or command,
+    a missing or malformed value) turned into one line and exit 2 like every other bad input."""
+    try:
+        code = app(prog_name="robustkit", standalone_mode=False)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as err:  # typer's usage errors (its own copy of click's)
+        context = getattr(err, "ctx", None)
+        where = f" (see {context.command_path} --help)" if context is not None else ""
+        message = err.format_message() if hasattr(err, "format_message") else str(err)
+        stderr.print(f"error: {message}{where}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(getattr(err, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -7,6 +7,8 @@ Each case is a command line and the fragments its one error line must hold. File
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,3 +151,22 @@ def test_bad_input_gives_one_line_naming_the_fix_and_exit_2(
     monkeypatch.chdir(tmp_path)
     extra = ["--out", "out"] if command == "audit" and "--out" not in args else []
     one_line_error(runner.invoke(app, [command, *args, *extra]), *fragments)
+
+
+USAGE = [
+    (["audit", "--no-such-option"], ["No such option: --no-such-option", "robustkit audit --help"]),
+    (["train", "--epochs"], ["'--epochs' requires an argument"]),
+    (["audit", "--steps", "many"], ["Invalid value for '--steps'", "robustkit audit --help"]),
+    (["audti"], ["No such command 'audti'", "robustkit --help"]),
+]
+
+
+@pytest.mark.parametrize(("args", "fragments"), USAGE, ids=[" ".join(a) for a, _ in USAGE])
+def test_usage_errors_of_the_real_command_are_one_line_too(args, fragments):
+    run = subprocess.run(
+        [sys.executable, "-m", "robustkit", *args], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), run.stderr
+    assert all(fragment in lines[0] for fragment in fragments), lines[0]
