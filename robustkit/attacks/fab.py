@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from robustkit.attacks.base import Attack, AttackResult, is_adversarial, perturbation_norm
 from robustkit.attacks.geometry import per_sample
+from robustkit.attacks.minimum_norm import SmallestFound
 from robustkit.attacks.registry import register_attack
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS
@@ -77,16 +78,13 @@ class _FABTargeted(Attack):
     ) -> AttackResult:
         with torch.no_grad():
             logits = model(inputs)
-        radius = torch.full((len(inputs),), torch.inf, device=inputs.device)
-        radius[is_adversarial(logits, labels, targets)] = 0.0
-        best_x = inputs.clone()
+        best = SmallestFound.start(inputs, eps)
+        best.radius[is_adversarial(logits, labels, targets)] = 0.0
         if eps > 0:
             for goal in self._target_classes(logits, labels, targets):
-                for restart in range(self.restarts):
-                    todo = (radius > eps).nonzero().squeeze(1)
-                    if todo.numel() == 0:
-                        break
-                    found, norms = self._single_run(
+
+                def run(todo: Tensor, restart: int, goal: Tensor = goal) -> tuple[Tensor, Tensor]:
+                    return self._single_run(
                         model,
                         inputs[todo],
                         labels[todo],
@@ -95,10 +93,9 @@ class _FABTargeted(Attack):
                         eps=eps,
                         random_start=restart > 0,
                     )
-                    better = norms < radius[todo]
-                    radius[todo[better]] = norms[better]
-                    best_x[todo[better]] = found[better]
-        return _minimum_norm_result(model, inputs, labels, targets, best_x, radius, eps)
+
+                best.shrink(self.restarts, run)
+        return best.result(model, inputs, labels, targets)
 
     def _target_classes(
         self, logits: Tensor, labels: Tensor, targets: Tensor | None
@@ -204,26 +201,6 @@ class _FABTargeted(Attack):
 
 def _strongest_other(logits: Tensor, cls: Tensor) -> Tensor:
     return logits.scatter(1, cls[:, None], float("-inf")).argmax(dim=1)
-
-
-def _minimum_norm_result(
-    model: nn.Module,
-    inputs: Tensor,
-    labels: Tensor,
-    targets: Tensor | None,
-    best_x: Tensor,
-    radius: Tensor,
-    eps: float,
-) -> AttackResult:
-    """Return the smallest adversarial where it lies within eps, else the input; score what is
-    returned, so success, adv_pred and radius all describe x_adv."""
-    within = radius <= eps
-    x_adv = torch.where(per_sample(within, inputs), best_x, inputs)
-    with torch.no_grad():
-        logits = model(x_adv)
-    success = is_adversarial(logits, labels, targets) & within
-    radius = torch.where(success, radius, torch.inf)
-    return AttackResult(x_adv=x_adv, success=success, adv_pred=logits.argmax(dim=1), radius=radius)
 
 
 @register_attack("fab-t")

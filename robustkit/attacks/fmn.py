@@ -25,8 +25,8 @@ from robustkit.attacks.base import (
     is_adversarial,
     perturbation_norm,
 )
-from robustkit.attacks.fab import _minimum_norm_result
 from robustkit.attacks.geometry import per_sample
+from robustkit.attacks.minimum_norm import SmallestFound
 from robustkit.attacks.registry import register_attack
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS
@@ -95,28 +95,23 @@ class _FMN(Attack):
         eps: float,
         targets: Tensor | None,
     ) -> AttackResult:
-        radius = torch.full((len(inputs),), torch.inf, device=inputs.device)
-        best_x = inputs.clone()
+        best = SmallestFound.start(inputs, eps)
         if eps == 0:  # only the input itself is in the ball
             with torch.no_grad():
-                radius[is_adversarial(model(inputs), labels, targets)] = 0.0
-            return _minimum_norm_result(model, inputs, labels, targets, best_x, radius, eps)
-        for restart in range(self.restarts):
-            todo = (radius > eps).nonzero().squeeze(1)
-            if todo.numel() == 0:
-                break
-            found, norms = self._single_run(
+                best.radius[is_adversarial(model(inputs), labels, targets)] = 0.0
+            return best.result(model, inputs, labels, targets)
+        best.shrink(
+            self.restarts,
+            lambda todo, restart: self._single_run(
                 model,
                 inputs[todo],
                 labels[todo],
                 None if targets is None else targets[todo],
                 eps=eps,
                 random_start=restart > 0,
-            )
-            better = norms < radius[todo]
-            radius[todo[better]] = norms[better]
-            best_x[todo[better]] = found[better]
-        return _minimum_norm_result(model, inputs, labels, targets, best_x, radius, eps)
+            ),
+        )
+        return best.result(model, inputs, labels, targets)
 
     def _single_run(
         self,
