@@ -18,7 +18,13 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import Attack, AttackResult, attack_objective, is_adversarial
+from robustkit.attacks.base import (
+    Attack,
+    AttackResult,
+    attack_objective,
+    is_adversarial,
+    runner_up_classes,
+)
 from robustkit.attacks.geometry import (
     l2_direction,
     l2_project,
@@ -453,10 +459,8 @@ class AutoPGDTargeted(AutoPGD):
         if targets is not None:
             yield targets
             return
-        count = min(self.num_targets, clean.shape[1] - 1)
-        ranked = clean.scatter(1, labels[:, None], float("-inf")).topk(count, dim=1).indices
-        for column in range(count):
-            yield ranked[:, column]
+        ranked = runner_up_classes(clean, labels, min(self.num_targets, clean.shape[1] - 1))
+        yield from ranked.unbind(dim=1)
 
 
 @register_attack("apgd-t")

@@ -183,3 +183,9 @@ def perturbation_norm(delta: Tensor, norm: str) -> Tensor:
     if norm == "l2":
         return flat.norm(dim=1)
     return flat.pow(2).mean(dim=1).sqrt()
+
+
+def runner_up_classes(logits: Tensor, labels: Tensor, count: int) -> Tensor:
+    """Per sample, the ``count`` classes with the highest logits other than the label, best
+    first, shaped (N, count): the targets of AutoAttack's targeted attacks."""
+    return logits.scatter(1, labels[:, None], float("-inf")).topk(count, dim=1).indices

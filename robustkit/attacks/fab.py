@@ -18,7 +18,13 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import Attack, AttackResult, is_adversarial, perturbation_norm
+from robustkit.attacks.base import (
+    Attack,
+    AttackResult,
+    is_adversarial,
+    perturbation_norm,
+    runner_up_classes,
+)
 from robustkit.attacks.geometry import per_sample
 from robustkit.attacks.minimum_norm import SmallestFound
 from robustkit.attacks.registry import register_attack
@@ -103,9 +109,8 @@ class _FABTargeted(Attack):
         """The caller's targets, else the runner-up classes by clean logit, best first."""
         if targets is not None:
             return [targets]
-        count = min(self.num_targets, logits.shape[1] - 1)
-        ranked = logits.scatter(1, labels[:, None], float("-inf")).argsort(dim=1, descending=True)
-        return list(ranked[:, :count].unbind(dim=1))
+        ranked = runner_up_classes(logits, labels, min(self.num_targets, logits.shape[1] - 1))
+        return list(ranked.unbind(dim=1))
 
     def _single_run(
         self,
