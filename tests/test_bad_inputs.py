@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from robustkit.auditing.results import ROW_COLUMNS
@@ -40,6 +41,12 @@ class Jittery(nn.Module):
 def make():
     return Jittery()
 """
+_RGB_MODEL = """import torch
+from torch import nn
+def make():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, 2))
+"""
 _SOFTMAX_MODEL = """from torch import nn
 def make():
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.Softmax(dim=1))
@@ -52,7 +59,11 @@ def _fixtures(folder: Path) -> None:
     (folder / "softmax_model.py").write_text(_SOFTMAX_MODEL)
     (folder / "garbage.pt").write_bytes(b"not a checkpoint at all")
     torch.save(FastMnistCNN().state_dict(), folder / "fast_mnist.pt")  # not mnist-cnn's layout
+    (folder / "rgb_model.py").write_text(_RGB_MODEL)
     (folder / "no_images" / "cat").mkdir(parents=True)
+    _image_folder(folder / "truncated", truncate="one/1.jpg")
+    _image_folder(folder / "colour")
+    (folder / "labels.csv").write_text("one,0\nseven,1\n")
     (folder / "a_file").write_text("")
     broken_json = folder / "broken_json"
     broken_json.mkdir()
@@ -64,6 +75,18 @@ def _fixtures(folder: Path) -> None:
     (wrong_columns / "results.csv").write_text("a,b\n1,2\n")
 
 
+def _image_folder(root: Path, truncate: str | None = None) -> None:
+    """Two classes of two 28 x 28 RGB JPEGs; ``truncate`` names one to cut in half."""
+    for name in ("one", "seven"):
+        (root / name).mkdir(parents=True)
+        for index in range(2):
+            Image.new("RGB", (28, 28), color=(index * 100,) * 3).save(root / name / f"{index}.jpg")
+    if truncate:
+        data = (root / truncate).read_bytes()
+        (root / truncate).write_bytes(data[: len(data) // 2])
+
+
+RGB_FOLDER = ["--model", "rgb_model.py:make", "--labels", "labels.csv", "--image-size", "28"]
 AUDIT = [
     (["--model", "zoo:mnist-cn"], ["unknown zoo model", "did you mean mnist-cnn"]),
     (["--model", "resnet18"], ["timm:NAME"]),
@@ -84,6 +107,8 @@ AUDIT = [
     (["--dataset", "mnsit"], ["unknown dataset 'mnsit'", "did you mean mnist"]),
     (["--dataset", "imagefolder:no_images"], ["no images found"]),
     (["--dataset", "imagefolder:nowhere"], ["not found"]),
+    ([*RGB_FOLDER, "--dataset", "imagefolder:truncated"], ["truncated/one/1.jpg", "truncated"]),
+    (["--dataset", "imagefolder:colour", "--labels", "labels.csv"], ["1 channels", "has 3"]),
     (["--dataset", "mnist", "--data-root", "nowhere"], ["MNIST not found", "--data-root"]),
     (["--eps", "-0.1"], ["eps must be >= 0"]),
     (["--eps", "2"], ["exceeds the pixel range"]),

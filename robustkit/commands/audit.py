@@ -39,7 +39,7 @@ from robustkit.commands.options import (
 from robustkit.data import DatasetInfo, load_dataset, subset
 from robustkit.defenses.evaluation import DEFENSE_ATTACKS, audit_defense
 from robustkit.defenses.manifold import load_defense
-from robustkit.models import RobustModel, check_deterministic, load_model
+from robustkit.models import RobustModel, check_classifier, check_deterministic, load_model
 from robustkit.models.execution import Execution
 from robustkit.reports import write_report
 
@@ -185,8 +185,10 @@ def audit_command(
         labels=labels,
     )
     info = _sample(info, num_samples, seed)
+    first = info.dataset[0][0].unsqueeze(0)
+    check_classifier(robust_model, first)  # shape, channels, logits: before calling it twice
     if not randomized and defense is None:
-        check_deterministic(robust_model, info.dataset[0][0].unsqueeze(0))
+        check_deterministic(robust_model, first)
     settings: dict[str, Any] = {
         "attacks": attack_names,
         "eps": parse_floats(eps, "--eps"),
