@@ -3,7 +3,6 @@ of one process, and rank 0 alone writes them."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_audits import COMPARED_FILES, saved_outputs
 
 from robustkit.auditing.distributed import join_torchrun, my_batches, rank, world_size
 from robustkit.errors import RobustkitError
@@ -41,13 +41,7 @@ def _run(command: list[str]) -> None:
 
 
 def _outputs(out: Path) -> dict[str, bytes]:
-    names = ["results.csv", "summary.csv", "examples.csv", "examples.pt", "noise_grid.csv"]
-    saved = {name: (out / name).read_bytes() for name in [*names, "noise_targets.csv"]}
-    run = json.loads((out / "run.json").read_text())
-    for varying in ("date", "wall_time_s", "command"):
-        run.pop(varying)
-    saved["run.json"] = json.dumps(run).encode()
-    return saved
+    return saved_outputs(out, (*COMPARED_FILES, "noise_grid.csv", "noise_targets.csv"))
 
 
 @pytest.mark.slow
@@ -62,5 +56,8 @@ def test_two_gloo_processes_give_the_results_of_one(tmp_path):
         *(f"batch-{i:06d}.pt" for i in range(7)),
         "manifest.json",
     ]
-    ranks = [torch.load(two / "progress" / f"batch-{i:06d}.pt")["rank"] for i in range(7)]
+    ranks = [
+        torch.load(two / "progress" / f"batch-{i:06d}.pt", weights_only=True)["rank"]
+        for i in range(7)
+    ]
     assert ranks == [0, 1, 0, 1, 0, 1, 0]  # each process attacked its share only

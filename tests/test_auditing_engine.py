@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from tiny_audits import Linear, linear_case
 from torch import nn
 
 import robustkit
@@ -15,27 +16,9 @@ from robustkit.auditing.results import ROW_COLUMNS, SUMMARY_COLUMNS, WORST_CASE
 from robustkit.errors import RobustkitError
 
 
-class Linear(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.fc = nn.Linear(2 * 4 * 4, 3)
-        self.batches: list[int] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.batches.append(len(x))
-        return self.fc(x.flatten(1))
-
-
 @pytest.fixture
 def setup() -> tuple[Linear, tuple[torch.Tensor, torch.Tensor]]:
-    model = Linear()
-    x = torch.rand(40, 2, 4, 4, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        y = model(x).argmax(dim=1)
-    y[:10] = (y[:10] + 1) % 3  # a quarter misclassified from the start
-    model.batches.clear()
-    return model, (x, y)
+    return linear_case()
 
 
 def run(model, data, **kw):

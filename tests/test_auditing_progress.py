@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from tiny_audits import Linear, linear_case, saved_outputs
 from torch import nn
 from typer.testing import CliRunner
 
@@ -28,24 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 BATCHES = 4  # 40 samples in batches of 12: 12, 12, 12, 4
 
 
-class Linear(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.fc = nn.Linear(2 * 4 * 4, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x.flatten(1))
-
-
 @pytest.fixture
 def setup() -> tuple[Linear, tuple[torch.Tensor, torch.Tensor]]:
-    model = Linear()
-    x = torch.rand(40, 2, 4, 4, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        y = model(x).argmax(dim=1)
-    y[:10] = (y[:10] + 1) % 3
-    return model, (x, y)
+    return linear_case()
 
 
 def run(model, data, **kw):
@@ -223,16 +209,6 @@ def _finish(out: Path, *extra: str) -> None:
     assert process.returncode == 0, err.decode()
 
 
-def _outputs(out: Path) -> dict[str, bytes]:
-    files = ["results.csv", "summary.csv", "examples.csv", "examples.pt"]
-    saved = {name: (out / name).read_bytes() for name in files}
-    run = json.loads((out / "run.json").read_text())
-    for varying in ("date", "wall_time_s", "command"):
-        run.pop(varying)
-    saved["run.json"] = json.dumps(run).encode()
-    return saved
-
-
 @pytest.mark.slow
 def test_an_audit_killed_at_several_points_resumes_to_identical_results(tmp_path):
     _finish(tmp_path / "reference")
@@ -242,7 +218,7 @@ def test_an_audit_killed_at_several_points_resumes_to_identical_results(tmp_path
     second = _kill_after(out, first + 2, "--resume")
     assert 1 <= first < first + 2 <= second < total  # each kill came mid-audit
     _finish(out, "--resume")
-    assert _outputs(out) == _outputs(tmp_path / "reference")
+    assert saved_outputs(out) == saved_outputs(tmp_path / "reference")
     # killed at once, before any batch: the resume starts from nothing and still agrees
     early = tmp_path / "early"
     process = _audit(early)
@@ -251,4 +227,4 @@ def test_an_audit_killed_at_several_points_resumes_to_identical_results(tmp_path
     process.send_signal(signal.SIGKILL)
     process.wait()
     _finish(early, "--resume")
-    assert _outputs(early) == _outputs(tmp_path / "reference")
+    assert saved_outputs(early) == saved_outputs(tmp_path / "reference")
