@@ -15,6 +15,7 @@ from robustkit.commands.gan import train_gan_command
 from robustkit.commands.report import report_command
 from robustkit.commands.train import train_command
 from robustkit.commands.transfer import transfer_command
+from robustkit.cpu_memory import keep_freed_memory
 
 __all__ = ["app", "main"]
 
@@ -55,7 +56,9 @@ app.command("train-gan")(clean_errors(train_gan_command))
 
 def main() -> None:
     """The ``robustkit`` entry point: the app, with a usage error (an unknown option or command,
-    a missing or malformed value) turned into one line and exit 2 like every other bad input."""
+    a missing or malformed value) turned into one line and exit 2 like every other bad input.
+    Freed CPU tensor memory stays in the process for the next batch (robustkit.cpu_memory)."""
+    keep_freed_memory()
     try:
         code = app(prog_name="robustkit", standalone_mode=False)
     except typer.Abort:

@@ -9,10 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from robustkit.cpu_memory import keep_freed_memory
+
 if TYPE_CHECKING:
     from torch import nn
 
     from robustkit.generative.generators import Generator
+
+
+keep_freed_memory()  # as the CLI does: tensor buffers are reused, not re-faulted, batch to batch
 
 
 @pytest.fixture

@@ -206,6 +206,41 @@ def test_spends_exactly_the_budget_on_unbreakable_points(name):
     assert model.seen == 3 * 30 * len(x) + len(x)  # every restart's queries, then one scoring
 
 
+class Brightness(nn.Module):
+    """Predicts class 0 by a margin that never closes; the runner-up's logit is the image's mean
+    pixel, so the brighter the image, the higher the attack's objective. Records the mean pixel
+    of every image it is asked about, call by call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))
+        self.calls: list[Tensor] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.flatten(1).mean(dim=1)
+        self.calls.append(mean)
+        return torch.stack([torch.full_like(mean, 100.0), mean, torch.zeros_like(mean)], dim=1)
+
+
+def test_race_keeps_searching_only_the_points_closest_to_breaking():
+    model = Brightness()
+    brightness = 0.05 + 0.1 * torch.arange(8.0)  # 0.1 apart: a 0.01 ball cannot reorder them
+    x = brightness.view(8, 1, 1, 1).expand(8, 1, 6, 6).contiguous()
+    y = torch.zeros(8, dtype=torch.long)
+    attack = SquareLinf(queries=100, race=((0.1, 0.5), (0.5, 0.25)))
+    torch.manual_seed(0)
+    result = attack(model, x, y, eps=0.01)
+    *search, final = model.calls
+    # queries 0-10 on all 8 points, 11-50 on the 4 brightest, 51-99 on the 2 brightest
+    assert [len(call) for call in search] == [8] * 11 + [4] * 40 + [2] * 49
+    assert torch.allclose(search[-1].sort().values, brightness[-2:], atol=0.011)
+    assert torch.allclose(search[20].sort().values, brightness[-4:], atol=0.011)
+    assert len(final) == 8 and not result.success.any()
+    assert (result.x_adv - x).abs().amax() <= 0.01 + 1e-6  # points that left keep their best
+    with pytest.raises(RobustkitError, match="race"):
+        SquareLinf(race=((1.0, 0.5),))
+
+
 def test_linf_points_sit_on_the_ball_corners(small):
     net, x, y = small
     torch.manual_seed(0)
