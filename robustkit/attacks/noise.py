@@ -3,8 +3,10 @@ mean x sigma grid, and PGD started from pure noise towards a target class."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pandas as pd
 import torch
@@ -17,6 +19,8 @@ from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS, device_of
 
 MAX_NOISE_TARGETS = 10  # PGD-from-noise targets: every class of a 10-class model, 10 of ImageNet's
+BATCH_ELEMENTS = 2**17  # pixels per probe batch: 2 cells of MNIST noise (larger ones thrash caches)
+T = TypeVar("T")
 
 
 @register_attack("gaussian-noise")
@@ -85,26 +89,29 @@ def pure_noise_probe(
     if samples_per_cell < 1 or not means or not sigmas:
         raise RobustkitError("the noise probe needs at least one mean, one sigma and one sample")
     device = device_of(model)
+    cells = [(float(mean), float(sigma)) for mean in means for sigma in sigmas]
+    shape = (samples_per_cell, *input_shape)
+    probs = []
+    with torch.no_grad():  # as many cells per forward pass as BATCH_ELEMENTS allows
+        for group in _groups(cells, samples_per_cell, input_shape):
+            noise = torch.cat([pure_noise(shape, mean, sigma, device) for mean, sigma in group])
+            probs.extend(model(noise).softmax(dim=1).split(samples_per_cell))
     rows = []
-    with torch.no_grad():
-        for mean in means:
-            for sigma in sigmas:
-                noise = pure_noise((samples_per_cell, *input_shape), mean, sigma, device)
-                probs = model(noise).softmax(dim=1)
-                confidence, top = probs.max(dim=1)
-                cls = int(top.mode().values)
-                named = top == cls
-                rows.append(
-                    {
-                        "mean": float(mean),
-                        "sigma": float(sigma),
-                        "top1_class": cls,
-                        "top1_name": _name(class_names, cls),
-                        "top1_share": named.float().mean().item(),
-                        "confidence": confidence[named].mean().item(),
-                        "max_confidence": confidence.max().item(),
-                    }
-                )
+    for (mean, sigma), cell in zip(cells, probs, strict=True):
+        confidence, top = cell.max(dim=1)
+        cls = int(top.mode().values)
+        named = top == cls
+        rows.append(
+            {
+                "mean": mean,
+                "sigma": sigma,
+                "top1_class": cls,
+                "top1_name": _name(class_names, cls),
+                "top1_share": named.float().mean().item(),
+                "confidence": confidence[named].mean().item(),
+                "max_confidence": confidence.max().item(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -128,23 +135,35 @@ def pgd_from_noise(
     device = device_of(model)
     attack = PGDLinf(steps=steps, random_start=False, early_stop=False)
     rows = []
-    for target in _spread(num_classes, MAX_NOISE_TARGETS):
-        noise = pure_noise((samples_per_class, *input_shape), mean, sigma, device)
+    for group in _groups(_spread(num_classes, MAX_NOISE_TARGETS), samples_per_class, input_shape):
+        noise = pure_noise((len(group) * samples_per_class, *input_shape), mean, sigma, device)
+        targets = torch.tensor(group, device=device).repeat_interleave(samples_per_class)
         with torch.no_grad():
             start_pred = model(noise).argmax(dim=1)
-        targets = torch.full_like(start_pred, target)
         result = attack(model, noise, start_pred, eps=eps, targets=targets)
         with torch.no_grad():
-            confidence = model(result.x_adv).softmax(dim=1)[:, target]
-        rows.append(
-            {
-                "target": target,
-                "eps": eps,
-                "success_rate": result.success.float().mean().item(),
-                "target_confidence": confidence.mean().item(),
-            }
-        )
+            reached = model(result.x_adv).softmax(dim=1).gather(1, targets[:, None]).squeeze(1)
+        for target, success, confidence in zip(
+            group,
+            result.success.split(samples_per_class),
+            reached.split(samples_per_class),
+            strict=True,
+        ):
+            rows.append(
+                {
+                    "target": target,
+                    "eps": eps,
+                    "success_rate": success.float().mean().item(),
+                    "target_confidence": confidence.mean().item(),
+                }
+            )
     return pd.DataFrame(rows)
+
+
+def _groups(items: list[T], rows_each: int, input_shape: tuple[int, int, int]) -> list[list[T]]:
+    """``items`` (each ``rows_each`` images) in groups that fit one probe batch, at least one."""
+    per_batch = max(1, BATCH_ELEMENTS // (rows_each * math.prod(input_shape)))
+    return [items[i : i + per_batch] for i in range(0, len(items), per_batch)]
 
 
 def _name(class_names: Sequence[str] | None, index: int) -> str:

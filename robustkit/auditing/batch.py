@@ -197,13 +197,75 @@ class _Batch:
         found: dict[float, Outcome],
     ) -> None:
         """The suite in order, each attack only on the points still robust after the attacks
-        before it, at this eps and every smaller one; the rows are cumulative."""
-        state = Outcome.unattacked(clean_pred)
-        for eps in budgets:
+        before it; the rows are cumulative. Budgets run from the largest down: a point the whole
+        suite could not break in a larger ball is taken to hold in the smaller ones (checked on
+        a few such points per budget, and attacked in full where the check fails), and a point
+        broken within a smaller eps counts as broken at every larger one."""
+        snapshots: dict[float, list[Outcome]] = {}
+        held = torch.zeros_like(correct)  # the whole suite failed on these at the last budget
+        larger: float | None = None
+        for eps in sorted(budgets, reverse=True):
+            state = Outcome.unattacked(clean_pred)
             state.absorb(found[eps])
-            for attack in cascade:
-                self._run(threat, attack, eps, correct & ~state.broken, state, threat.label(attack))
+            for done in snapshots.values():
+                state.absorb(done[-1], within=eps + RADIUS_SLACK)
+            inferred = held & ~state.broken
+            probe = inferred.nonzero().squeeze(1)[:EPS_PROBE_SIZE]
+            inferred[probe] = False
+            snapshots[eps] = self._pass(threat, cascade, eps, correct & ~inferred, state)
+            if larger is not None and probe.numel():
+                failed = int(snapshots[eps][-1].broken[probe].sum())
+                self._record_held_probe(threat, norm, larger, eps, int(probe.numel()), failed)
+                if failed and bool(inferred.any()):  # the inference failed here: attack them all
+                    fresh = Outcome.unattacked(clean_pred)
+                    extra = self._pass(threat, cascade, eps, inferred, fresh, advance=False)
+                    for mine, theirs in zip(snapshots[eps], extra, strict=True):
+                        mine.absorb(theirs)
+            held = correct & ~snapshots[eps][-1].broken
+            larger = eps
+        ascending = sorted(snapshots)
+        for i, eps in enumerate(ascending):
+            for smaller in ascending[:i]:  # an adversarial within a smaller eps is one here
+                for mine, theirs in zip(snapshots[eps], snapshots[smaller], strict=True):
+                    mine.absorb(theirs)
+            for attack, state in zip(cascade, snapshots[eps], strict=True):
                 self._emit(threat, threat.label(attack), norm, eps, clean_pred, state)
+
+    def _pass(
+        self,
+        threat: Threat,
+        cascade: list[Attack],
+        eps: float,
+        todo: Tensor,
+        state: Outcome,
+        *,
+        advance: bool = True,
+    ) -> list[Outcome]:
+        """The suite once at ``eps`` over the ``todo`` points still unbroken in ``state``; the
+        state after each attack."""
+        after = []
+        for attack in cascade:
+            label = threat.label(attack)
+            self._run(threat, attack, eps, todo & ~state.broken, state, label, advance=advance)
+            after.append(state.copy())
+        return after
+
+    def _record_held_probe(
+        self, threat: Threat, norm: str, larger: float, eps: float, probed: int, failed: int
+    ) -> None:
+        """How many of the points the suite could not break at ``larger`` it broke at ``eps``."""
+        self.record.eps_probes.append(
+            {
+                "kind": "held",
+                "model": threat.model_name,
+                "attack": "suite",
+                "norm": norm,
+                "eps_from": larger,
+                "eps_to": eps,
+                "probed": probed,
+                "failed": failed,
+            }
+        )
 
     def _run(
         self,
@@ -213,6 +275,8 @@ class _Batch:
         todo: Tensor,
         outcome: Outcome,
         label: str,
+        *,
+        advance: bool = True,
     ) -> None:
         """Run ``attack`` on the ``todo`` points and record the ones it breaks in ``outcome``."""
         indices = todo.nonzero().squeeze(1)
@@ -221,7 +285,8 @@ class _Batch:
             outcome.record(
                 indices, found.success, found.adv_pred, found.delta, attack=label, norm=attack.norm
             )
-        self.bar.advance(self.task, self.share)
+        if advance:
+            self.bar.advance(self.task, self.share)
 
     def _attack(
         self, threat: Threat, attack: Attack, eps: float, indices: Tensor, label: str

@@ -5,6 +5,8 @@ Each check reads only the tidy frame and run.json of an :class:`AuditResult` and
 
 - ``accuracy-rises-with-eps``: an attack's robust accuracy grows with its budget (by more than
   ``TOLERANCE``). A larger ball contains the smaller one, so a working attack never does worse.
+  Also raised when a suite breaks, at a smaller eps, points it could not break at a larger one
+  (the nested cascade checks a few per budget; see :mod:`robustkit.auditing.batch`).
 - ``accuracy-rises-with-steps`` (across runs): the same attack with more steps, on the same
   model, data and budget, leaves more points robust.
 - ``single-step-beats-iterative``: FGSM (or any one-step attack) breaks more points than an
@@ -109,18 +111,29 @@ def _failing_at_larger_eps(config: dict[str, Any]) -> Iterator[Flag]:
     probes = pd.DataFrame(config.get("eps_probes", []))
     if probes.empty:
         return
-    keys = ["model", "attack", "eps_from", "eps_to"]
-    totals = probes.groupby(keys, sort=False)[["probed", "failed"]].sum().reset_index()
-    for row in totals.itertuples():
-        if row.failed > max(1, EPS_PROBE_FAILURES * row.probed):
-            yield Flag(
-                "accuracy-rises-with-eps",
-                "warning",
+    if "kind" not in probes:
+        probes["kind"] = "broken"
+    keys = ["kind", "model", "attack", "eps_from", "eps_to"]
+    totals = probes.fillna({"kind": "broken"}).groupby(keys, sort=False)
+    for row in totals[["probed", "failed"]].sum().reset_index().itertuples():
+        if row.failed <= max(1, EPS_PROBE_FAILURES * row.probed):
+            continue
+        if row.kind == "held":
+            message = (
+                f"the attack suite on {row.model} broke, at eps={row.eps_to:g}, {row.failed} of "
+                f"{row.probed} points it could not break at eps={row.eps_from:g}: its attacks "
+                "are weaker in the larger ball (step size tied to eps? masked gradients?); those "
+                "points count as broken at the larger eps and the smaller budget was attacked "
+                "in full, but run the suite at each eps alone to see how far it is off"
+            )
+        else:
+            message = (
                 f"{row.attack} on {row.model} broke points at eps={row.eps_from:g} and failed "
                 f"on {row.failed} of {row.probed} of them at eps={row.eps_to:g}: run alone, its "
                 "accuracy would rise with eps -- the attack is failing (step size tied to eps? "
-                "too few steps? masked gradients?); the nested results hide it, fix the attack",
+                "too few steps? masked gradients?); the nested results hide it, fix the attack"
             )
+        yield Flag("accuracy-rises-with-eps", "warning", message)
 
 
 def _breakers(result: AuditResult) -> pd.DataFrame:

@@ -68,9 +68,12 @@ class Outcome:
             self.broken_by[i] = attack
         return fresh
 
-    def absorb(self, other: Outcome) -> None:
-        """Take over the samples ``other`` broke and this outcome had not."""
+    def absorb(self, other: Outcome, *, within: float | None = None) -> None:
+        """Take over the samples ``other`` broke and this outcome had not (with ``within``, only
+        those whose perturbation is no larger: they are adversarial at that budget too)."""
         fresh = other.broken & ~self.broken
+        if within is not None:
+            fresh &= other.perturbation <= within
         if not bool(fresh.any()):
             return
         self.broken |= fresh
