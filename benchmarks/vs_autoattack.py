@@ -3,7 +3,11 @@ same MNIST test images, L-inf eps 0.3, each tool run as a whole process; robust 
 be no higher) and wall time (ours at most 0.5x).
 
     python benchmarks/vs_autoattack.py --data-root $ROBUSTKIT_DATA --num-samples 1000 \\
-        --models zoo:mnist-robust,zoo:mnist-cnn
+        --models zoo:mnist-robust,zoo:mnist-cnn [--same-allocator]
+
+``--same-allocator`` also times AutoAttack under the glibc malloc thresholds that the robustkit
+command sets for itself (robustkit.cpu_memory), through the environment: how much of the gap is
+the allocator and how much the attacks.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import tempfile
 from pathlib import Path
 
 from whole_process import python_json, timed, worst_case
+
+from robustkit.cpu_memory import MMAP_THRESHOLD, TRIM_THRESHOLD
 
 AUTOATTACK = """
 import json, sys, torch, torchattacks
@@ -42,6 +48,7 @@ def main() -> None:
     parser.add_argument("--models", default="zoo:mnist-robust,zoo:mnist-cnn")
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--eps", type=float, default=0.3)
+    parser.add_argument("--same-allocator", action="store_true")
     args = parser.parse_args()
     if not args.data_root:
         parser.error("give --data-root or set ROBUSTKIT_DATA (MNIST raw files)")
@@ -58,18 +65,24 @@ def main() -> None:
                 ]
             )  # fmt: skip
             ours = worst_case(Path(out), args.eps)
-        theirs_s, theirs = python_json(
-            AUTOATTACK, model, args.data_root, str(args.num_samples), str(args.eps)
-        )
         print(f"| {model} | robustkit standard | {ours:.1%} | {ours_s:.0f} |")
-        print(
-            f"| {model} | torchattacks AutoAttack | {theirs['robust_accuracy']:.1%} | "
-            f"{theirs_s:.0f} |"
-        )
-        print(
-            f"| {model} | difference (ours - theirs), time ratio | "
-            f"{ours - theirs['robust_accuracy']:+.1%} | {ours_s / theirs_s:.2f}x |"
-        )
+        allocators = {"": None}
+        if args.same_allocator:
+            allocators[", robustkit's malloc thresholds"] = os.environ | {
+                "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD),
+                "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD),
+            }
+        for allocator, env in allocators.items():
+            theirs_s, theirs = python_json(
+                AUTOATTACK, model, args.data_root, str(args.num_samples), str(args.eps), env=env
+            )
+            accuracy = theirs["robust_accuracy"]
+            tool = f"torchattacks AutoAttack{allocator}"
+            print(f"| {model} | {tool} | {accuracy:.1%} | {theirs_s:.0f} |")
+            print(
+                f"| {model} | difference (ours - theirs{allocator}), time ratio | "
+                f"{ours - accuracy:+.1%} | {ours_s / theirs_s:.2f}x |"
+            )
 
 
 if __name__ == "__main__":

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 
-def timed(command: list[str]) -> tuple[float, str]:
-    """Run ``command`` in a fresh process; its wall time and standard output. Fails loudly."""
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+    """Run ``command`` in a fresh process (environment ``env``, else this one's); its wall time
+    and standard output. Fails loudly."""
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     seconds = time.perf_counter() - started
     if done.returncode not in (0, 1):
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -29,7 +30,9 @@ def worst_case(out_dir: Path, eps: float) -> float:
     return float(rows["robust_accuracy"].iloc[0])
 
 
-def python_json(code: str, *args: str) -> tuple[float, dict[str, Any]]:
+def python_json(
+    code: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[float, dict[str, Any]]:
     """Run a Python snippet that prints one JSON object as its last line, in a fresh process."""
-    seconds, stdout = timed([sys.executable, "-c", code, *args])
+    seconds, stdout = timed([sys.executable, "-c", code, *args], env=env)
     return seconds, json.loads(stdout.strip().splitlines()[-1])

@@ -2,7 +2,9 @@
 
 Independent attacks run alone on every correctly classified point; a suite runs as a cascade on
 the points still robust (AutoAttack's ``robust_flags``); budgets are nested (a point broken at eps
-is broken at every larger eps and never attacked again). One tidy row per sample x attack x eps.
+is broken at every larger eps and never attacked again; the cascade runs from the largest eps
+down and takes a point it could not break there to hold below, checking a few). One tidy row per
+sample x attack x eps.
 """
 
 from __future__ import annotations

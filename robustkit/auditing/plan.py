@@ -23,7 +23,8 @@ DEFAULT_BUDGETS: dict[str, tuple[float, ...]] = {
 class Plan:
     """What an audit runs: ``independent`` attacks each on every correctly classified point (the
     diagnostics and the attacks picked by name), then the ``cascade`` (a suite) on the points
-    still robust, at every budget of each norm, ascending."""
+    still robust, at every budget of each norm (listed ascending; the independent attacks run
+    them in that order, the cascade from the largest down)."""
 
     independent: list[Attack]
     cascade: list[Attack]
