@@ -5,6 +5,7 @@ The gradient attacks (APGD-CE, APGD-T, FAB-T at the standard suite's budgets) ru
 Square configuration runs from the same seeds on the points they left.
 
     python benchmarks/square_race.py --data-root $ROBUSTKIT_DATA --num-samples 1000 --seeds 0,1,2
+    python benchmarks/square_race.py --model zoo:fashion-robust --dataset fashion-mnist --eps 0.1
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default=os.environ.get("ROBUSTKIT_DATA"))
     parser.add_argument("--model", default="zoo:mnist-robust")
+    parser.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist")
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--eps", type=float, default=0.3)
     parser.add_argument("--queries", type=int, default=5000)
@@ -68,7 +70,7 @@ def main() -> None:
         parser.error("give --data-root or set ROBUSTKIT_DATA (MNIST raw files)")
     keep_freed_memory()
     model = load_model(args.model, device="cpu")
-    info = load_dataset("mnist", root=args.data_root, num_samples=args.num_samples, seed=0)
+    info = load_dataset(args.dataset, root=args.data_root, num_samples=args.num_samples, seed=0)
     x, y = dataset_tensors(info)
     torch.manual_seed(0)
     left = left_by_gradient_attacks(model, x, y, args.eps)
