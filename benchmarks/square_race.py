@@ -6,6 +6,7 @@ Square configuration runs from the same seeds on the points they left.
 
     python benchmarks/square_race.py --data-root $ROBUSTKIT_DATA --num-samples 1000 --seeds 0,1,2
     python benchmarks/square_race.py --model zoo:fashion-robust --dataset fashion-mnist --eps 0.1
+    python benchmarks/square_race.py --norm l2 --eps 2.0
 """
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ class CountingModel(nn.Module):
         return self.model(x)
 
 
-def left_by_gradient_attacks(model: nn.Module, x: Tensor, y: Tensor, eps: float) -> Tensor:
+def left_by_gradient_attacks(
+    model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str
+) -> Tensor:
     """Indices of the points the standard suite's gradient attacks leave robust."""
     with torch.no_grad():
         alive = model(x).argmax(dim=1) == y
-    for attack in get_suite("standard").attacks(["linf"]):
-        if attack.name == "square":
+    for attack in get_suite("standard").attacks([norm]):
+        if attack.name.startswith("square"):
             continue
         todo = alive.nonzero().squeeze(1)
         alive[todo[attack(model, x[todo], y[todo], eps=eps).success]] = False
@@ -62,6 +65,7 @@ def main() -> None:
     parser.add_argument("--model", default="zoo:mnist-robust")
     parser.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist")
     parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--norm", choices=["linf", "l2"], default="linf")
     parser.add_argument("--eps", type=float, default=0.3)
     parser.add_argument("--queries", type=int, default=5000)
     parser.add_argument("--seeds", default="0,1,2")
@@ -73,14 +77,16 @@ def main() -> None:
     info = load_dataset(args.dataset, root=args.data_root, num_samples=args.num_samples, seed=0)
     x, y = dataset_tensors(info)
     torch.manual_seed(0)
-    left = left_by_gradient_attacks(model, x, y, args.eps)
-    print(f"{len(left)} of {len(x)} points left by APGD-CE, APGD-T and FAB-T at eps {args.eps:g}")
+    left = left_by_gradient_attacks(model, x, y, args.eps, args.norm)
+    budget = f"{args.norm} eps {args.eps:g}"
+    print(f"{len(left)} of {len(x)} points left by APGD-CE, APGD-T and FAB-T at {budget}")
     print("| Square | seed | broken | forward passes | seconds |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, race in RACES.items():
         for seed in (int(s) for s in args.seeds.split(",")):
             counting = CountingModel(model)
-            attack = create_attack("square", queries=args.queries, race=race)
+            square = "square" if args.norm == "linf" else "square-l2"
+            attack = create_attack(square, queries=args.queries, race=race)
             torch.manual_seed(seed)
             started = time.perf_counter()
             result = attack(counting, x[left], y[left], eps=args.eps)

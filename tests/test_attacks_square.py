@@ -241,6 +241,33 @@ def test_race_keeps_searching_only_the_points_closest_to_breaking():
         SquareLinf(race=((1.0, 0.5),))
 
 
+class BreaksOnCall(Brightness):
+    """Brightness, except that the first image of call ``call`` is classified as class 1."""
+
+    def __init__(self, call: int) -> None:
+        super().__init__()
+        self.call = call
+
+    def forward(self, x: Tensor) -> Tensor:
+        logits = super().forward(x)
+        if len(self.calls) - 1 == self.call:
+            logits[0, 1] = 1000.0
+        return logits
+
+
+@pytest.mark.parametrize("name", ["square", "square-l2"])
+def test_race_cut_on_the_query_that_breaks_a_point(name):
+    model = BreaksOnCall(call=10)  # the query after which the race narrows
+    x = (0.05 + 0.1 * torch.arange(8.0)).view(8, 1, 1, 1).expand(8, 1, 6, 6).contiguous()
+    torch.manual_seed(0)
+    attack = create_attack(name, queries=30, race=((1 / 3, 0.5),))
+    result = attack(model, x, torch.zeros(8, dtype=torch.long), eps=0.01)
+    sizes = [len(call) for call in model.calls[:-1]]
+    assert sizes == [8] * 11 + [4] * 19  # one point broke on query 10, then 4 of 7 stayed
+    assert int(result.success.sum()) == 0  # fooled on call 10 only, not when scored
+    assert result.success.sum() == (result.adv_pred != 0).sum()
+
+
 def test_linf_points_sit_on_the_ball_corners(small):
     net, x, y = small
     torch.manual_seed(0)

@@ -377,7 +377,7 @@ class SquareAttack(Attack):
                 if run.alive.numel() == 0:
                     break
             if i in cuts and run.alive.numel() > cuts[i]:
-                behind = torch.ones_like(broken)
+                behind = torch.ones_like(run.alive, dtype=torch.bool)
                 behind[run.best.topk(cuts[i]).indices] = False
                 run.retire(behind, success=False)
         run.retire(torch.ones_like(run.alive, dtype=torch.bool), success=False)
