@@ -191,7 +191,15 @@ def test_targeted_search_aims_at_the_target(small, loss):
 
 def test_hyper_parameters_are_checked():
     assert not SquareLinf.iterative  # an audit's --steps must not overwrite the query budget
-    for bad in ({"queries": 0}, {"restarts": 0}, {"p_init": 0.0}, {"p_init": 1.5}, {"loss": "x"}):
+    for bad in (
+        {"queries": 0},
+        {"restarts": 0},
+        {"p_init": 0.0},
+        {"p_init": 1.5},
+        {"loss": "x"},
+        {"race": ((0.5, 0.0),)},
+        {"race_max_broken": 1.5},
+    ):
         with pytest.raises(RobustkitError):
             SquareLinf(**bad)
 
@@ -256,14 +264,18 @@ class BreaksOnCall(Brightness):
 
 
 @pytest.mark.parametrize("name", ["square", "square-l2"])
-def test_race_cut_on_the_query_that_breaks_a_point(name):
+@pytest.mark.parametrize(("max_broken", "after"), [(0.2, 4), (0.1, 7)])
+def test_race_cut_on_the_query_that_breaks_a_point(name, max_broken, after):
     model = BreaksOnCall(call=10)  # the query after which the race narrows
     x = (0.05 + 0.1 * torch.arange(8.0)).view(8, 1, 1, 1).expand(8, 1, 6, 6).contiguous()
     torch.manual_seed(0)
-    attack = create_attack(name, queries=30, race=((1 / 3, 0.5),))
+    race = ((1 / 3, 0.5),)
+    attack = create_attack(name, queries=30, race=race, race_max_broken=max_broken)
     result = attack(model, x, torch.zeros(8, dtype=torch.long), eps=0.01)
     sizes = [len(call) for call in model.calls[:-1]]
-    assert sizes == [8] * 11 + [4] * 19  # one point broke on query 10, then 4 of 7 stayed
+    # one point of 8 broke on query 10; the race keeps 4 of the other 7, unless 1 in 8 broken
+    # is already more than race_max_broken: then Square is breaking points, and none is cut
+    assert sizes == [8] * 11 + [after] * 19
     assert int(result.success.sum()) == 0  # fooled on call 10 only, not when scored
     assert result.success.sum() == (result.adv_pred != 0).sum()
 
