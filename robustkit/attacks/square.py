@@ -368,9 +368,8 @@ class SquareAttack(Attack):
         with whether it is adversarial and its objective."""
         plan = self._plan(x0)
         run = _Run(x0, self._search(x0, eps), labels, targets)
-        cuts, limit = self._race_cuts(len(x0)), self.race_max_broken
+        search, cuts, limit = run.search, self._race_cuts(len(x0)), self.race_max_broken
         for i in range(self.queries):
-            search = run.search
             candidate = search.x_best if i == 0 else search.propose(plan[i - 1])
             logits = model(candidate)
             objective = attack_objective(logits, run.labels, run.targets, self.loss)
