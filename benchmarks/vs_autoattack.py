@@ -1,10 +1,14 @@
-"""Our `standard` suite against torchattacks' AutoAttack(version="standard"): the same model, the
-same MNIST test images, L-inf eps 0.3, each tool run as a whole process; robust accuracy (ours must
-be no higher) and wall time (ours at most 0.5x).
+"""Our suites against AutoAttack: the same model, the same MNIST test images, the same budget,
+each tool run as a whole process; robust accuracy (ours must be no higher) and wall time.
 
     python benchmarks/vs_autoattack.py --data-root $ROBUSTKIT_DATA --num-samples 1000 \\
-        --models zoo:mnist-robust,zoo:mnist-cnn [--same-allocator]
+        --models zoo:mnist-robust,zoo:mnist-cnn [--norm l2 --eps 2.0] [--suite plus] \\
+        [--reference autoattack] [--same-allocator]
 
+``--norm`` picks the threat (L-inf, the default, or L2); ``--suite`` ours (``standard`` against
+AutoAttack's ``standard`` version, ``plus`` against its ``plus``). ``--reference`` picks the
+AutoAttack code: torchattacks' port (the default, from PyPI) or the original (fra31/auto-attack,
+installed as the ``autoattack`` package from its repository).
 ``--same-allocator`` also times AutoAttack under the glibc malloc thresholds that the robustkit
 command sets for itself (robustkit.cpu_memory), through the environment: how much of the gap is
 the allocator and how much the attacks.
@@ -22,16 +26,22 @@ from whole_process import python_json, timed, worst_case
 from robustkit.cpu_memory import MMAP_THRESHOLD, TRIM_THRESHOLD
 
 AUTOATTACK = """
-import json, sys, torch, torchattacks
+import json, sys, torch
 from robustkit.data import load_dataset
 from robustkit.models import load_model
-spec, root, n, eps = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+spec, root, n, eps, norm, version, reference = sys.argv[1:8]
 model = load_model(spec, device="cpu")
-info = load_dataset("mnist", root=root, num_samples=n, seed=0)
+info = load_dataset("mnist", root=root, num_samples=int(n), seed=0)
 loader = torch.utils.data.DataLoader(info.dataset, batch_size=500, shuffle=False)
-attack = torchattacks.AutoAttack(
-    model, norm="Linf", eps=eps, version="standard", n_classes=10, seed=0
-)
+if reference == "autoattack":
+    from autoattack import AutoAttack
+    adversary = AutoAttack(model, norm=norm, eps=float(eps), version=version, seed=0, verbose=False)
+    attack = lambda x, y: adversary.run_standard_evaluation(x, y, bs=len(y))
+else:
+    import torchattacks
+    attack = torchattacks.AutoAttack(
+        model, norm=norm, eps=float(eps), version=version, n_classes=10, seed=0
+    )
 robust = total = 0
 for x, y in loader:
     adv = attack(x, y)
@@ -40,6 +50,7 @@ for x, y in loader:
     total += len(y)
 print(json.dumps({"robust_accuracy": robust / total, "n": total}))
 """
+NORMS = {"linf": ("--eps", "Linf"), "l2": ("--eps-l2", "L2")}  # our option, AutoAttack's name
 
 
 def main() -> None:
@@ -48,24 +59,31 @@ def main() -> None:
     parser.add_argument("--models", default="zoo:mnist-robust,zoo:mnist-cnn")
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--eps", type=float, default=0.3)
+    parser.add_argument("--norm", choices=sorted(NORMS), default="linf")
+    parser.add_argument("--suite", choices=["standard", "plus"], default="standard")
+    parser.add_argument(
+        "--reference", choices=["torchattacks", "autoattack"], default="torchattacks"
+    )
     parser.add_argument("--same-allocator", action="store_true")
     args = parser.parse_args()
     if not args.data_root:
         parser.error("give --data-root or set ROBUSTKIT_DATA (MNIST raw files)")
     print("| model | tool | robust accuracy | wall time (s) |")
     print("| --- | --- | --- | --- |")
+    option, their_norm = NORMS[args.norm]
+    budgets = [option, str(args.eps)] + (["--eps", "none"] if args.norm != "linf" else [])
     for model in args.models.split(","):
         with tempfile.TemporaryDirectory() as out:
             ours_s, _ = timed(
                 [
                     "robustkit", "audit", "--model", model, "--dataset", "mnist",
                     "--data-root", args.data_root, "--num-samples", str(args.num_samples),
-                    "--eps", str(args.eps), "--suite", "standard", "--attacks", "",
+                    *budgets, "--suite", args.suite, "--attacks", "",
                     "--no-noise-probes", "--out", out,
                 ]
             )  # fmt: skip
-            ours = worst_case(Path(out), args.eps)
-        print(f"| {model} | robustkit standard | {ours:.1%} | {ours_s:.0f} |")
+            ours = worst_case(Path(out), args.eps, args.norm)
+        print(f"| {model} | robustkit {args.suite} | {ours:.1%} | {ours_s:.0f} |")
         allocators = {"": None}
         if args.same_allocator:
             allocators[", robustkit's malloc thresholds"] = os.environ | {
@@ -74,10 +92,18 @@ def main() -> None:
             }
         for allocator, env in allocators.items():
             theirs_s, theirs = python_json(
-                AUTOATTACK, model, args.data_root, str(args.num_samples), str(args.eps), env=env
+                AUTOATTACK,
+                model,
+                args.data_root,
+                str(args.num_samples),
+                str(args.eps),
+                their_norm,
+                args.suite,
+                args.reference,
+                env=env,
             )
             accuracy = theirs["robust_accuracy"]
-            tool = f"torchattacks AutoAttack{allocator}"
+            tool = f"{args.reference} AutoAttack {args.suite}{allocator}"
             print(f"| {model} | {tool} | {accuracy:.1%} | {theirs_s:.0f} |")
             print(
                 f"| {model} | difference (ours - theirs{allocator}), time ratio | "

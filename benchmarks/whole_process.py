@@ -21,12 +21,16 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
     return seconds, done.stdout
 
 
-def worst_case(out_dir: Path, eps: float) -> float:
-    """The worst-case robust accuracy at ``eps`` from an audit's summary.csv."""
+def worst_case(out_dir: Path, eps: float, norm: str = "linf") -> float:
+    """The worst-case robust accuracy at ``eps`` of ``norm`` from an audit's summary.csv."""
     import pandas as pd
 
     summary = pd.read_csv(out_dir / "summary.csv")
-    rows = summary[(summary["attack"] == "worst-case") & (summary["eps"].round(6) == round(eps, 6))]
+    rows = summary[
+        (summary["attack"] == "worst-case")
+        & (summary["norm"] == norm)
+        & (summary["eps"].round(6) == round(eps, 6))
+    ]
     return float(rows["robust_accuracy"].iloc[0])
 
 

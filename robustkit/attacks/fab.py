@@ -11,6 +11,7 @@ step instead of one per class.
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -31,6 +32,8 @@ from robustkit.attacks.registry import register_attack
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, kw_only=True)
 class _FABTargeted(Attack):
@@ -39,7 +42,9 @@ class _FABTargeted(Attack):
     later ones at a random point of the eps/2-sphere.
 
     Within a run every point keeps shrinking its best adversarial; a point whose best lies within
-    eps takes no further target runs or restarts. Success is misclassification (a target only
+    eps takes no further target runs or restarts. With ``stop_within_eps`` (a fixed-budget
+    verdict, as a suite's cascade needs) it also leaves its run at once, so the radius reported
+    is an upper bound, not the smallest found. Success is misclassification (a target only
     steers the search, and the boundary linearised is label against target, as in AutoAttack).
     With the caller's ``targets`` success is reaching them, and the boundary linearised is the
     target's against the strongest other class at the current iterate.
@@ -53,6 +58,12 @@ class _FABTargeted(Attack):
     alpha_max: float = 0.1  # largest weight of the step from the original input
     eta: float = 1.05  # overshoot past the linearised boundary
     beta: float = 0.9  # backward step towards the original after a success
+    stop_within_eps: bool = False  # a point leaves its run once its adversarial is within eps
+    # Escalation (0: off): after the ``steps`` runs, the ``escalation_probe`` unbroken points
+    # closest to the boundary get runs of ``escalation_steps``; if that breaks any of them,
+    # every unbroken point gets them.
+    escalation_steps: int = 0
+    escalation_probe: int = 16
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.restarts < 1 or self.num_targets < 1:
@@ -63,6 +74,13 @@ class _FABTargeted(Attack):
             raise RobustkitError(f"eta must be >= 1 (overshoot), got {self.eta:g}")
         if not 0.0 < self.beta < 1.0:
             raise RobustkitError(f"beta must lie in (0, 1), got {self.beta:g}")
+        if self.escalation_steps and (
+            self.escalation_steps <= self.steps or self.escalation_probe < 1
+        ):
+            raise RobustkitError(
+                "escalation_steps must exceed steps (or be 0 for no escalation) and "
+                "escalation_probe must be >= 1"
+            )
 
     @abstractmethod
     def _rate(self, weight: Tensor) -> Tensor:
@@ -87,21 +105,31 @@ class _FABTargeted(Attack):
         best = SmallestFound.start(inputs, eps)
         best.radius[is_adversarial(logits, labels, targets)] = 0.0
         if eps > 0:
-            for goal in self._target_classes(logits, labels, targets):
-
-                def run(todo: Tensor, restart: int, goal: Tensor = goal) -> tuple[Tensor, Tensor]:
-                    return self._single_run(
-                        model,
-                        inputs[todo],
-                        labels[todo],
-                        goal[todo],
-                        None if targets is None else targets[todo],
-                        eps=eps,
-                        random_start=restart > 0,
-                    )
-
-                best.shrink(self.restarts, run)
+            goals = self._target_classes(logits, labels, targets)
+            search = _Search(self, model, inputs, labels, targets, eps, best, goals[0].clone())
+            search.run(goals, self.steps, torch.ones_like(best.radius, dtype=torch.bool))
+            if self.escalation_steps:
+                self._escalate(search, goals)
         return best.result(model, inputs, labels, targets)
+
+    def _escalate(self, search: _Search, goals: list[Tensor]) -> None:
+        """Longer runs where the short ones fell short: first on the unbroken points closest to
+        the boundary (their smallest adversarial so far), towards the target that found it; if
+        that breaks any, on every unbroken point and target. FAB's first adversarial can lie far
+        outside eps (a misleading gradient puts the linearised boundary far away), and each
+        success steps back by only ``beta``, so a short run may end outside eps."""
+        best = search.best
+        unbroken = best.radius > search.eps
+        count = min(self.escalation_probe, int(unbroken.sum()))
+        if count == 0:
+            return
+        closest = best.radius.masked_fill(~unbroken, torch.inf).topk(count, largest=False)
+        probe = torch.zeros_like(unbroken)
+        probe[closest.indices] = True
+        search.run([search.closest_goal], self.escalation_steps, probe)
+        if bool((best.radius[probe] <= search.eps).any()):
+            log.debug("FAB escalated to %d steps on every unbroken point", self.escalation_steps)
+            search.run(goals, self.escalation_steps, best.radius > search.eps)
 
     def _target_classes(
         self, logits: Tensor, labels: Tensor, targets: Tensor | None
@@ -121,6 +149,7 @@ class _FABTargeted(Attack):
         targets: Tensor | None,
         *,
         eps: float,
+        steps: int,
         random_start: bool,
     ) -> tuple[Tensor, Tensor]:
         """One FAB run towards ``goal``: per point its smallest adversarial and that norm (inf
@@ -131,24 +160,31 @@ class _FABTargeted(Attack):
         x = x0.clone()
         if random_start:
             x = (x0 + 0.5 * eps * self._random_direction(x0)).clamp(low, high)
-        rows = torch.arange(len(x0), device=x0.device)
-        for _ in range(self.steps):
+        active = torch.arange(len(x0), device=x0.device)  # the points still in the run
+        for _ in range(steps):
+            x0_a, labels_a, goal_a = x0[active], labels[active], goal[active]
+            targets_a = None if targets is None else targets[active]
             x.requires_grad_(True)
             with torch.enable_grad():
                 logits = model(x)
-                rival = labels if targets is None else _strongest_other(logits.detach(), goal)
-                gap = logits[rows, goal] - logits[rows, rival]
+                rival = labels_a if targets_a is None else _strongest_other(logits.detach(), goal_a)
+                rows = torch.arange(len(x), device=x.device)
+                gap = logits[rows, goal_a] - logits[rows, rival]
                 grad = torch.autograd.grad(gap.sum(), x)[0]
             x = x.detach()
             with torch.no_grad():
-                x = self._biased_step(x, x0, gap.detach(), grad)
-                adv = is_adversarial(model(x), labels, targets)
-                norms = perturbation_norm(x - x0, self.norm)
-                improved = adv & (norms < best)
-                best = torch.where(improved, norms, best)
-                best_x[improved] = x[improved]
-                shrunk = x0 + self.beta * (x - x0)
-                x = torch.where(per_sample(adv, x), shrunk, x)
+                x = self._biased_step(x, x0_a, gap.detach(), grad)
+                adv = is_adversarial(model(x), labels_a, targets_a)
+                norms = perturbation_norm(x - x0_a, self.norm)
+                improved = adv & (norms < best[active])
+                best[active[improved]] = norms[improved]
+                best_x[active[improved]] = x[improved]
+                x = torch.where(per_sample(adv, x), x0_a + self.beta * (x - x0_a), x)
+                if self.stop_within_eps:
+                    stay = best[active] > eps
+                    active, x = active[stay], x[stay]
+                    if active.numel() == 0:
+                        break
         return best_x, best
 
     def _biased_step(self, x: Tensor, x0: Tensor, gap: Tensor, grad: Tensor) -> Tensor:
@@ -202,6 +238,42 @@ class _FABTargeted(Attack):
         step = torch.minimum(theta[:, None] * rate, room)
         step = torch.where(feasible[:, None], step, room)
         return weight.sign() * step
+
+
+@dataclass
+class _Search:
+    """One FAB-T call's fixed arguments, to run its targets over a subset of its points; per
+    point, the goal class of the run that found its smallest adversarial."""
+
+    attack: _FABTargeted
+    model: nn.Module
+    inputs: Tensor
+    labels: Tensor
+    targets: Tensor | None
+    eps: float
+    best: SmallestFound
+    closest_goal: Tensor
+
+    def run(self, goals: list[Tensor], steps: int, among: Tensor) -> None:
+        """Runs of ``steps`` towards each goal in turn, on the points of ``among`` not yet
+        within eps, each shrinking ``best``."""
+        for goal in goals:
+
+            def run(todo: Tensor, restart: int, goal: Tensor = goal) -> tuple[Tensor, Tensor]:
+                return self.attack._single_run(
+                    self.model,
+                    self.inputs[todo],
+                    self.labels[todo],
+                    goal[todo],
+                    None if self.targets is None else self.targets[todo],
+                    eps=self.eps,
+                    steps=steps,
+                    random_start=restart > 0,
+                )
+
+            before = self.best.radius.clone()
+            self.best.shrink(self.attack.restarts, run, among=among)
+            self.closest_goal = torch.where(self.best.radius < before, goal, self.closest_goal)
 
 
 def _strongest_other(logits: Tensor, cls: Tensor) -> Tensor:

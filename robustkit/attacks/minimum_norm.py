@@ -29,11 +29,13 @@ class SmallestFound:
         radius = torch.full((len(inputs),), torch.inf, device=inputs.device)
         return cls(best_x=inputs.clone(), radius=radius, eps=eps)
 
-    def shrink(self, restarts: int, run: Run) -> None:
-        """Up to ``restarts`` runs, each on the points whose radius still exceeds eps; a run's
-        adversarial replaces the best one where its norm is smaller."""
+    def shrink(self, restarts: int, run: Run, among: Tensor | None = None) -> None:
+        """Up to ``restarts`` runs, each on the points (of the mask ``among``, if given) whose
+        radius still exceeds eps; a run's adversarial replaces the best one where its norm is
+        smaller."""
         for restart in range(restarts):
-            todo = (self.radius > self.eps).nonzero().squeeze(1)
+            open_ = self.radius > self.eps
+            todo = (open_ if among is None else open_ & among).nonzero().squeeze(1)
             if todo.numel() == 0:
                 return
             found, norms = run(todo, restart)

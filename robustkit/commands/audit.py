@@ -32,6 +32,7 @@ from robustkit.commands.options import (
     Labels,
     Precision,
     Seed,
+    parse_budgets,
     parse_floats,
     parse_names,
     require_positive,
@@ -88,7 +89,9 @@ def audit_command(
     strict: Annotated[
         bool, typer.Option(help="exit 1 when a check flags the evaluation (gradient masking...)")
     ] = False,
-    eps: Annotated[str, typer.Option(help="L-inf budgets")] = "0.1,0.2,0.3",
+    eps: Annotated[
+        str, typer.Option(help="L-inf budgets (none: no L-inf attack, e.g. an L2-only audit)")
+    ] = "0.1,0.2,0.3",
     eps_l2: Annotated[
         str | None,
         typer.Option(
@@ -191,7 +194,7 @@ def audit_command(
         check_deterministic(robust_model, first)
     settings: dict[str, Any] = {
         "attacks": attack_names,
-        "eps": parse_floats(eps, "--eps"),
+        "eps": parse_budgets(eps, "--eps"),
         "eps_l2": None if eps_l2 is None else parse_floats(eps_l2, "--eps-l2"),
         "sigmas": None if sigmas is None else parse_floats(sigmas, "--sigmas"),
         "steps": steps,

@@ -45,6 +45,11 @@ def parse_floats(text: str, option: str) -> list[float]:
     return values
 
 
+def parse_budgets(text: str, option: str) -> list[float]:
+    """Budgets of one norm: comma-separated numbers, or ``none`` for no attack of that norm."""
+    return [] if text.strip().lower() == "none" else parse_floats(text, option)
+
+
 def parse_names(text: str) -> list[str]:
     """'a, b,,c' -> ['a', 'b', 'c']."""
     return [part.strip() for part in text.split(",") if part.strip()]
