@@ -57,9 +57,9 @@ def test_escalation_breaks_what_short_runs_leave_under_a_misleading_l2_gradient(
     of stepping back by beta never reach eps, 100 do."""
     model, x, y = robust_batch
     short = create_attack("fab-t-l2", steps=10, stop_within_eps=True)(model, x, y, eps=2.0)
-    escalated = create_attack(
-        "fab-t-l2", steps=10, stop_within_eps=True, escalation_steps=100
-    )(model, x, y, eps=2.0)
+    escalated = create_attack("fab-t-l2", steps=10, stop_within_eps=True, escalation_steps=100)(
+        model, x, y, eps=2.0
+    )
     assert short.success.sum() <= 2
     assert escalated.success.sum() >= 20
 
