@@ -2,8 +2,8 @@
 each tool run as a whole process; robust accuracy (ours must be no higher) and wall time.
 
     python benchmarks/vs_autoattack.py --data-root $ROBUSTKIT_DATA --num-samples 1000 \\
-        --models zoo:mnist-robust,zoo:mnist-cnn [--norm l2 --eps 2.0] [--suite plus] \\
-        [--reference autoattack] [--same-allocator]
+        --models zoo:mnist-robust,zoo:mnist-cnn,arch:mnist-cnn@l2at.pt \\
+        [--norm l2 --eps 2.0] [--suite plus] [--reference autoattack] [--same-allocator]
 
 ``--norm`` picks the threat (L-inf, the default, or L2); ``--suite`` ours (``standard`` against
 AutoAttack's ``standard`` version, ``plus`` against its ``plus``). ``--reference`` picks the
@@ -30,7 +30,8 @@ import json, sys, torch
 from robustkit.data import load_dataset
 from robustkit.models import load_model
 spec, root, n, eps, norm, version, reference = sys.argv[1:8]
-model = load_model(spec, device="cpu")
+spec, _, checkpoint = spec.partition("@")
+model = load_model(spec, checkpoint=checkpoint or None, device="cpu")
 info = load_dataset("mnist", root=root, num_samples=int(n), seed=0)
 loader = torch.utils.data.DataLoader(info.dataset, batch_size=500, shuffle=False)
 if reference == "autoattack":
@@ -51,6 +52,13 @@ for x, y in loader:
 print(json.dumps({"robust_accuracy": robust / total, "n": total}))
 """
 NORMS = {"linf": ("--eps", "Linf"), "l2": ("--eps-l2", "L2")}  # our option, AutoAttack's name
+
+
+def model_options(model: str) -> list[str]:
+    """``SPEC`` or ``SPEC@CHECKPOINT`` (e.g. a model trained with ``robustkit train``) as the
+    audit's options."""
+    spec, _, checkpoint = model.partition("@")
+    return ["--model", spec, *(["--checkpoint", checkpoint] if checkpoint else [])]
 
 
 def main() -> None:
@@ -76,7 +84,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as out:
             ours_s, _ = timed(
                 [
-                    "robustkit", "audit", "--model", model, "--dataset", "mnist",
+                    "robustkit", "audit", *model_options(model), "--dataset", "mnist",
                     "--data-root", args.data_root, "--num-samples", str(args.num_samples),
                     *budgets, "--suite", args.suite, "--attacks", "",
                     "--no-noise-probes", "--out", out,
