@@ -49,9 +49,10 @@ def parse_corruptions(text: str) -> list[str]:
         return list_corruptions()
     if not names:
         raise RobustkitError("--corruptions is empty: give 'all' or names such as fog,snow")
-    _load()
+    known = list_corruptions()
     for name in names:
-        CORRUPTIONS.get(name)
+        if name not in known:
+            raise unknown_name_error("corruption", name, known)
     return list(dict.fromkeys(names))
 
 
@@ -84,7 +85,8 @@ def corrupt(
     """``images`` (N, C, H, W) in [0, 1], C 1 or 3, corrupted by ``name`` at ``severity`` (1-5)
     with the parameters of ``table``, on the images' device; random draws come from
     ``generator`` (a fresh one seeded 0 when None), which must live on that device."""
-    _load()
+    if name not in list_corruptions():
+        raise unknown_name_error("corruption", name, list_corruptions())
     fn = CORRUPTIONS.get(name)
     check_severities([severity])
     if images.ndim != 4 or images.shape[1] not in (1, 3):
