@@ -74,7 +74,11 @@ def audit_command(
     mean: Annotated[str | None, typer.Option(help="normalisation mean, e.g. 0.1307")] = None,
     std: Annotated[str | None, typer.Option(help="normalisation std, e.g. 0.3081")] = None,
     dataset: Annotated[
-        str, typer.Option(help="mnist-sample, mnist, fashion-mnist, cifar10 or imagefolder:PATH")
+        str,
+        typer.Option(
+            help="mnist-sample, mnist, fashion-mnist, cifar10, imagefolder:PATH or "
+            "cifar10-c:DIR:CORRUPTION:SEVERITY (a CIFAR-10-C-layout folder of .npy files)"
+        ),
     ] = "mnist-sample",
     data_root: DataRoot = None,
     labels: Labels = None,

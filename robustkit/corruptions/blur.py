@@ -38,15 +38,18 @@ def glass_blur(x: Tensor, p: tuple[float, int, int], _: Protocol, g: torch.Gener
     sigma, delta, iterations = p
     n, _c, h, w = x.shape
     x = torch.floor(gaussian(x, sigma) * 255) / 255  # the reference stores uint8 in between
-    positions = [(i, j) for i in range(h - delta, delta, -1) for j in range(w - delta, delta, -1)]
+    rows = torch.arange(h - delta, delta, -1, device=x.device)
+    cols = torch.arange(w - delta, delta, -1, device=x.device)
+    targets = (rows[:, None] * w + cols[None, :]).flatten()  # visiting order
     offsets = torch.randint(
-        -delta, delta, (iterations, len(positions), 2, n), generator=g, device=x.device
+        -delta, delta, (iterations, len(targets), 2, n), generator=g, device=x.device
     )
+    sources = targets[None, :, None] + offsets[:, :, 1] * w + offsets[:, :, 0]  # dy * w + dx
+    flat = x.reshape(n, -1, h * w)
     images = torch.arange(n, device=x.device)
-    for it in range(iterations):
-        for k, (i, j) in enumerate(positions):
-            dx, dy = offsets[it, k]
-            x[:, :, i, j] = x[images, :, i + dy, j + dx]
+    for target, source in zip(targets.tolist() * iterations, sources.flatten(0, 1), strict=True):
+        flat[:, :, target] = flat[images, :, source]
+    x = flat.reshape(x.shape)
     return gaussian(x, sigma)
 
 

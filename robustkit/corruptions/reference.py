@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from robustkit.corruptions.base import corrupt
 from robustkit.errors import RobustkitError
 
 
@@ -89,3 +90,40 @@ def from_reference_frame(corrupted: Tensor, channels: int, height: int, width: i
         weights = torch.tensor((0.299, 0.587, 0.114), device=crop.device).view(1, 3, 1, 1)
         return (crop * weights).sum(dim=1, keepdim=True)
     return crop
+
+
+def compare(
+    model: torch.nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    name: str,
+    severity: int,
+    *,
+    draws: int = 3,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The accuracy of ``model`` on ``images`` corrupted by robustkit (ImageNet-C table, the
+    mean over ``draws`` independent draws) and by imagecorruptions (one draw), both through
+    :func:`to_reference_frame`; ``sigma`` is the standard deviation of their difference that
+    sampling alone gives, from the per-image variance of robustkit's draws."""
+    c, h, w = images.shape[1:]
+    frame = to_reference_frame(images)
+    hits = []
+    with torch.no_grad():
+        for k in range(draws):
+            generator = torch.Generator(device=images.device).manual_seed(seed + 1000 * k)
+            ours = corrupt(frame, name, severity, generator, table="imagenet")
+            pred = model(from_reference_frame(ours, c, h, w)).argmax(dim=1)
+            hits.append((pred == labels).double())
+        theirs = reference_corrupt(frame, name, severity, seed=seed)
+        reference = model(from_reference_frame(theirs, c, h, w)).argmax(dim=1) == labels
+    per_image = torch.stack(hits)
+    share = per_image.mean(dim=0)
+    variance = share * (1 - share) * (draws / (draws - 1) if draws > 1 else 1.0)
+    n = len(labels)
+    sigma = float((variance.mean() / n * (1 + 1 / draws)).sqrt())
+    return {
+        "ours": float(share.mean()),
+        "reference": float(reference.double().mean()),
+        "sigma": sigma,
+    }
