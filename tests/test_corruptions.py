@@ -15,8 +15,17 @@ from robustkit.corruptions.digital import box_matrix
 from robustkit.errors import RobustkitError
 
 NAMES = list_corruptions()
-RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow",
-          "frost", "fog", "elastic_transform"}
+RANDOM = {
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "glass_blur",
+    "motion_blur",
+    "snow",
+    "frost",
+    "fog",
+    "elastic_transform",
+}
 
 
 def _images(channels: int, size: int = 28, n: int = 6) -> torch.Tensor:
@@ -24,7 +33,7 @@ def _images(channels: int, size: int = 28, n: int = 6) -> torch.Tensor:
 
 
 def test_the_fifteen_corruptions_in_the_benchmark_order() -> None:
-    assert NAMES == list(ORDER) and len(NAMES) == 15
+    assert list(ORDER) == NAMES and len(NAMES) == 15
     assert parse_corruptions("all") == NAMES
     assert parse_corruptions(" fog,snow,fog ") == ["fog", "snow"]
 
@@ -73,8 +82,11 @@ def test_closed_forms_of_the_simple_corruptions() -> None:
     x = _images(3, 32)
     contrasted = corrupt(x, "contrast", 5)
     assert torch.allclose(contrasted.mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=1e-6)
-    assert torch.allclose(contrasted - contrasted.mean(dim=(2, 3), keepdim=True),
-                          0.15 * (x - x.mean(dim=(2, 3), keepdim=True)), atol=1e-6)
+    assert torch.allclose(
+        contrasted - contrasted.mean(dim=(2, 3), keepdim=True),
+        0.15 * (x - x.mean(dim=(2, 3), keepdim=True)),
+        atol=1e-6,
+    )
     assert torch.allclose(corrupt(x[:, :1], "brightness", 5), (x[:, :1] + 0.3).clamp(0, 1))
 
 

@@ -32,7 +32,10 @@ def test_audit_scores_each_corruption_and_severity_as_a_threat_of_its_own(tmp_pa
     corrupted = rows[rows["norm"] == CORRUPTION]
     assert len(corrupted) == 2 * 2 * 30  # every sample, corruption and severity
     assert set(zip(corrupted["corruption"], corrupted["severity"], strict=True)) == {
-        ("fog", 1), ("fog", 5), ("contrast", 1), ("contrast", 5)
+        ("fog", 1),
+        ("fog", 5),
+        ("contrast", 1),
+        ("contrast", 5),
     }
     assert (corrupted["eps"] == corrupted["severity"]).all()
     attacks = rows[rows["norm"] != CORRUPTION]
@@ -73,17 +76,22 @@ def test_corruption_only_audit_through_the_api() -> None:
     )
     assert set(result.frame["norm"]) == {CORRUPTION}
     assert result.worst_case().empty  # corruptions are no adversary of the worst case
-    assert result.config["corruptions"] == {"names": ["brightness"], "severities": [3],
-                                            "table": "cifar10"}
+    assert result.config["corruptions"] == {
+        "names": ["brightness"],
+        "severities": [3],
+        "table": "cifar10",
+    }
 
 
 def _cifar10c_folder(root: Path, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """fog.npy: 5 x n grey 28 x 28 images, severity s filled with 40 * s; labels.npy: n x 5."""
     rng = np.random.default_rng(0)
     images = np.concatenate(
-        [np.full((n, 28, 28), 40 * s, dtype=np.uint8) + rng.integers(0, 5, (n, 28, 28),
-                                                                      dtype=np.uint8)
-         for s in range(1, 6)]
+        [
+            np.full((n, 28, 28), 40 * s, dtype=np.uint8)
+            + rng.integers(0, 5, (n, 28, 28), dtype=np.uint8)
+            for s in range(1, 6)
+        ]
     )
     labels = np.tile(rng.integers(0, 10, n), 5)
     root.mkdir()
@@ -101,8 +109,20 @@ def test_a_cifar10c_folder_loads_one_severity_of_one_corruption(tmp_path: Path) 
     assert y == labels[2]
     result = runner.invoke(
         app,
-        ["audit", "--attacks", "fgsm", "--eps", "0.1", "--no-noise-probes", "--num-samples", "0",
-         "--dataset", f"cifar10-c:{tmp_path / 'c'}:fog:3", "--out", str(tmp_path / "out")],
+        [
+            "audit",
+            "--attacks",
+            "fgsm",
+            "--eps",
+            "0.1",
+            "--no-noise-probes",
+            "--num-samples",
+            "0",
+            "--dataset",
+            f"cifar10-c:{tmp_path / 'c'}:fog:3",
+            "--out",
+            str(tmp_path / "out"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert pd.read_csv(tmp_path / "out" / "results.csv")["sample"].nunique() == 8

@@ -70,8 +70,9 @@ def plan_audit(
     corruptions: Corruptions | None = None,
 ) -> Plan:
     """The attacks to run and the budgets of each norm (ascending), checked: at least one attack
-    (or corruptions), and budgets for every attack's norm. The suite runs only on norms that have budgets; L2 and
-    noise budgets left at None are the defaults where an attack of their norm runs."""
+    (or corruptions), and budgets for every attack's norm. The suite runs only on norms that
+    have budgets; L2 and noise budgets left at None are the defaults where an attack of their
+    norm runs."""
     diagnostics = attacks is None
     if attacks is None:
         attacks, suite = DEFAULT_ATTACKS, suite or DEFAULT_SUITE

@@ -184,7 +184,10 @@ def _corruption_rows(cells: pd.DataFrame) -> pd.DataFrame:
     for _model, group in cells.groupby("model", sort=False):
         mean = group.iloc[0].copy()
         mean["attack"], mean["eps"], mean["corruption"], mean["severity"] = (
-            CORRUPTION_MEAN, NAN, "all", NAN
+            CORRUPTION_MEAN,
+            NAN,
+            "all",
+            NAN,
         )
         mean["robust_accuracy"] = group["robust_accuracy"].mean()
         mean["clean_accuracy"] = group["clean_accuracy"].mean()

@@ -23,8 +23,6 @@ from robustkit.auditing.results import (
     ensure_writable_dir,
 )
 from robustkit.auditing.suites import DEFAULT_SUITE, SUITES, get_suite
-from robustkit.corruptions import SEVERITIES, check_severities, parse_corruptions
-from robustkit.corruptions.base import protocol
 from robustkit.commands.console import (
     logging_to,
     print_table,
@@ -46,10 +44,12 @@ from robustkit.commands.options import (
     parse_names,
     require_positive,
 )
+from robustkit.corruptions import SEVERITIES, check_severities, parse_corruptions
+from robustkit.corruptions.base import protocol
 from robustkit.data import DatasetInfo, load_dataset, subset
 from robustkit.defenses.evaluation import DEFENSE_ATTACKS, audit_defense
-from robustkit.errors import RobustkitError
 from robustkit.defenses.manifold import load_defense
+from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, check_classifier, check_deterministic, load_model
 from robustkit.models.execution import Execution
 from robustkit.reports import write_report

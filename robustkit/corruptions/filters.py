@@ -13,7 +13,9 @@ from torch.nn import functional as F
 CV2_LUMA = (0.299, 0.587, 0.114)  # cv2.COLOR_RGB2GRAY and PIL's "L"
 
 
-def gaussian(x: Tensor, sigma: float, *, border: str = "replicate", truncate: float = 4.0) -> Tensor:
+def gaussian(
+    x: Tensor, sigma: float, *, border: str = "replicate", truncate: float = 4.0
+) -> Tensor:
     """skimage.filters.gaussian: a kernel of radius int(truncate * sigma + 0.5); ``border``
     replicate is its default mode 'nearest'."""
     radius = int(truncate * sigma + 0.5)
@@ -40,8 +42,10 @@ def clipped_zoom(x: Tensor, factor: float, *, trim_centre: bool) -> Tensor:
     top, left = (h - ch) // 2, (w - cw) // 2
     crop = x[..., top : top + ch, left : left + cw]
     size = (round(ch * factor), round(cw * factor))
-    zoomed = crop if size == (ch, cw) else F.interpolate(
-        crop, size=size, mode="bilinear", align_corners=True
+    zoomed = (
+        crop
+        if size == (ch, cw)
+        else F.interpolate(crop, size=size, mode="bilinear", align_corners=True)
     )
     if trim_centre:
         top, left = (zoomed.shape[-2] - h) // 2, (zoomed.shape[-1] - w) // 2

@@ -9,7 +9,9 @@ from robustkit.corruptions.base import register_corruption
 from robustkit.corruptions.tables import Protocol
 
 
-def uniform(shape: tuple[int, ...], g: torch.Generator, low: float = 0.0, high: float = 1.0) -> Tensor:
+def uniform(
+    shape: tuple[int, ...], g: torch.Generator, low: float = 0.0, high: float = 1.0
+) -> Tensor:
     """U(low, high) draws on the generator's device."""
     return low + (high - low) * torch.rand(shape, generator=g, device=g.device)
 

@@ -49,7 +49,7 @@ def load_reference() -> Any:
             kw["channel_axis"] = -1
         return gaussian(image, *args, **kw)
 
-    corruptions.gaussian = gaussian_compat
+    corruptions.gaussian = gaussian_compat  # type: ignore[attr-defined]
     return module
 
 
@@ -58,8 +58,8 @@ def reference_corrupt(images: Tensor, name: str, severity: int, seed: int = 0) -
     imagecorruptions (as uint8, numpy's global generator seeded ``seed``); same shape back."""
     module = load_reference()
     np.random.seed(seed)
-    pixels = (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
-    pixels = pixels.permute(0, 2, 3, 1).numpy()
+    quantised = (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+    pixels = quantised.permute(0, 2, 3, 1).numpy()
     out = [module.corrupt(image, severity, name) for image in pixels]
     result = torch.from_numpy(np.stack(out)).float().div(255).permute(0, 3, 1, 2)
     if images.shape[1] == 1:

@@ -76,4 +76,3 @@ def fog(x: Tensor, p: tuple[float, float], _: Protocol, g: torch.Generator) -> T
     haze = plasma_fractal(n, size, decay, g)[:, None, :h, :w]
     peak = x.amax(dim=(1, 2, 3), keepdim=True)
     return (x + strength * haze) * peak / (peak + strength)
-

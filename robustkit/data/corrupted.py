@@ -90,5 +90,7 @@ def load_corrupted(spec: str) -> tuple[Dataset, list[str], tuple[int, int, int]]
     channels = 1 if images.ndim == 3 else images.shape[3]
     shape = (channels, images.shape[1], images.shape[2])
     count = int(labels.max()) + 1 if len(labels) else 0
-    classes = CIFAR10_CLASSES if shape == (3, 32, 32) and count <= 10 else list(map(str, range(count)))
+    classes = (
+        CIFAR10_CLASSES if shape == (3, 32, 32) and count <= 10 else list(map(str, range(count)))
+    )
     return CorruptedImages(level, labels.astype(np.int64)), classes, shape
