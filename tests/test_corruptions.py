@@ -7,6 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 import torch
+from kornia.color import hsv_to_rgb, rgb_to_hsv
 from PIL import Image
 
 from robustkit.corruptions import corrupt, list_corruptions, parse_corruptions
@@ -88,6 +89,12 @@ def test_closed_forms_of_the_simple_corruptions() -> None:
         atol=1e-6,
     )
     assert torch.allclose(corrupt(x[:, :1], "brightness", 5), (x[:, :1] + 0.3).clamp(0, 1))
+    hsv = rgb_to_hsv(torch.cat([x, torch.zeros(1, 3, 32, 32)]))  # black pixels included
+    hsv[:, 2:] = (hsv[:, 2:] + 0.3).clamp(0, 1)
+    expected = hsv_to_rgb(hsv)
+    assert torch.allclose(
+        corrupt(torch.cat([x, torch.zeros(1, 3, 32, 32)]), "brightness", 5), expected, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize(("size_in", "size_out"), [(32, 30), (28, 18), (18, 28), (32, 7)])

@@ -119,9 +119,9 @@ class AuditResult:
         cells = summary["norm"] == CORRUPTION
         summary["corruption"] = summary["attack"].where(cells, "")
         summary["severity"] = summary["eps"].where(cells)
-        return pd.concat([summary, _corruption_rows(summary[cells])], ignore_index=True)[
-            SUMMARY_COLUMNS
-        ]
+        if cells.any():
+            summary = pd.concat([summary, _corruption_rows(summary[cells])], ignore_index=True)
+        return summary[SUMMARY_COLUMNS]
 
     def without_corruptions(self) -> AuditResult:
         """The same result with the attack rows only (for the views of adversarial budgets)."""

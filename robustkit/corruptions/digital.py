@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from kornia.color import hsv_to_rgb, rgb_to_hsv
 from kornia.enhance import jpeg_codec_differentiable
 from kornia.geometry.transform import warp_affine
 from torch import Tensor
@@ -17,12 +16,13 @@ from robustkit.corruptions.tables import Protocol
 
 @register_corruption("brightness")
 def brightness(x: Tensor, shift: float, _: Protocol, g: torch.Generator) -> Tensor:
-    """The HSV value channel raised by ``shift`` (the grey level itself for grey images)."""
-    if x.shape[1] == 1:
-        return x + shift
-    hsv = rgb_to_hsv(x)
-    value = (hsv[:, 2:] + shift).clamp(0, 1)
-    return hsv_to_rgb(torch.cat([hsv[:, :2], value], dim=1))
+    """The HSV value channel raised by ``shift``. Hue and saturation fixed, every channel is
+    proportional to the value (the channel maximum), so the HSV round trip reduces to a rescale
+    by new/old value (grey where the value is 0); the tests check it against kornia's
+    rgb_to_hsv / hsv_to_rgb, which is 20x slower on CPU."""
+    value = x.amax(dim=1, keepdim=True)
+    raised = (value + shift).clamp(0, 1)
+    return torch.where(value > 0, x * raised / value.clamp(min=1e-12), raised)
 
 
 @register_corruption("contrast")
