@@ -8,9 +8,11 @@ three shims it needs (``pkg_resources.resource_filename``, ``numpy.float_``, sci
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +36,7 @@ def load_reference() -> Any:
         def resource_filename(package: str, name: str) -> str:
             spec = importlib.util.find_spec(package)
             assert spec is not None and spec.origin is not None
-            return str(__import__("pathlib").Path(spec.origin).parent / name)
+            return str(Path(spec.origin).parent / name)
 
         shim.resource_filename = resource_filename  # type: ignore[attr-defined]
         sys.modules["pkg_resources"] = shim
