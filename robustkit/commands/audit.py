@@ -126,7 +126,7 @@ def audit_command(
     ] = None,
     severities: Annotated[
         str | None,
-        typer.Option(help="corruption severities, 1-5 [default: 1,2,3,4,5]", show_default=False),
+        typer.Option(help="corruption severities, 1-5 (default: all five)", show_default=False),
     ] = None,
     corruption_table: Annotated[
         str,
