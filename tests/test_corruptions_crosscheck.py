@@ -5,9 +5,10 @@ reference's (ImageNet-C table, MNIST digits padded to imagecorruptions' 32 x 32 
 Tolerance, stated honestly: the six deterministic corruptions (no random draw) must agree within
 2 points. The nine random ones draw independently in each implementation, so their accuracies
 differ by sampling alone: sigma, estimated from the per-image variance over 2 draws of ours
-(averaged) and one of the reference, reaches 3-5 points at 100-150 images on motion and glass
-blur, so they must agree within max(2 points, 3 sigma): a wrong parameter table or a broken
-operation fails, a one-point bias does not. ``benchmarks/corruptions.py`` reports the gaps on
+(averaged) and one of the reference, reaches 3-5 points at 60-200 images on motion and glass
+blur, so they must agree within max(2 points, 4 sigma) (4, not 3: at 3 sigma one of the 45
+noisy comparisons would fail by chance in one run out of eight): a wrong parameter table or a
+broken operation fails, a bias of a few points does not. ``benchmarks/corruptions.py`` reports the gaps on
 1,000 images. CI time is dominated by imagecorruptions' own glass blur (a Python loop per
 pixel), frost (reads and resizes its photograph per image) and motion blur, which therefore run
 on fewer images.
@@ -30,10 +31,11 @@ DETERMINISTIC = {
     "pixelate",
     "jpeg_compression",
 }
-IMAGES = 150
-# the reference's slowest (ms per image and severity, 32 x 32): glass 17, frost 7, motion 2
-FEWER = {"glass_blur": 60, "frost": 80, "motion_blur": 100}
+IMAGES = 200
+# the reference's slowest (ms per image and severity, 32 x 32): glass 17, frost 7
+FEWER = {"glass_blur": 60, "frost": 80}
 TOLERANCE = 0.02
+SIGMAS = 4  # 45 noisy comparisons all pass with 99.7% odds when the implementations agree
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def test_accuracy_on_our_corruptions_matches_imagecorruptions(name: str, mnist) 
     for severity in range(1, 6):
         draws = 1 if name in DETERMINISTIC else 2
         found = compare(model, images[:n], labels[:n], name, severity, draws=draws, seed=severity)
-        allowed = TOLERANCE if name in DETERMINISTIC else max(TOLERANCE, 3 * found["sigma"])
+        allowed = TOLERANCE if name in DETERMINISTIC else max(TOLERANCE, SIGMAS * found["sigma"])
         gap = found["ours"] - found["reference"]
         gaps.append(f"s{severity} {found['ours']:.1%} vs {found['reference']:.1%}")
         assert abs(gap) <= allowed + 1e-9, (name, severity, found, allowed)
