@@ -20,6 +20,7 @@ ROOT = Path(robustkit.__file__).parent
 LATER = ("training", "commands", "testing")  # loops, CLI and plugin: nothing below may load them
 # Importing any module of the package on the left must not load the packages on the right.
 RULES: dict[str, tuple[str, ...]] = {
+    "corruptions": ("data", "models", "generative", "attacks", "auditing", "defenses", "reports"),
     "data": ("models", "generative", "attacks", "auditing", "defenses", "transfer", "reports"),
     "models": ("generative", "attacks", "auditing", "defenses", "transfer", "reports"),
     "generative": ("attacks", "auditing", "defenses", "transfer", "reports"),

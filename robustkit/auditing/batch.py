@@ -15,12 +15,14 @@ from torch import Tensor, nn
 from robustkit.attacks import Attack
 from robustkit.attacks.base import perturbation_norm
 from robustkit.auditing.examples import pick_examples
-from robustkit.auditing.outcome import Outcome
-from robustkit.auditing.plan import Plan
+from robustkit.auditing.outcome import UNBROKEN, Outcome
+from robustkit.auditing.plan import Corruptions, Plan
 from robustkit.auditing.progress import (
     BatchRecord,
 )
+from robustkit.auditing.results import CORRUPTION
 from robustkit.auditing.threats import Threat
+from robustkit.corruptions import corrupt, list_corruptions
 from robustkit.errors import RobustkitError
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,13 @@ def batch_seed(seed: int, index: int) -> int:
     same random numbers whichever process attacks it and however many batches ran before."""
     state = np.random.SeedSequence([seed % 2**64, index]).generate_state(1, dtype=np.uint64)
     return int(state[0])
+
+
+def corruption_seed(seed: int, first_sample: int, name: str, severity: int) -> int:
+    """The seed of one corruption at one severity on the chunk starting at ``first_sample``: the
+    same whichever other corruptions the audit applies."""
+    key = [seed % 2**64, first_sample, list_corruptions().index(name), severity]
+    return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)[0])
 
 
 @dataclass
@@ -83,6 +92,8 @@ class BatchRunner:
             )
             for threat in self.threats:
                 chunk.attack(self.plan, threat)
+            if self.plan.corruptions is not None:
+                chunk.corrupt(self.plan.corruptions, self.threats[0], self.seed)
         return record
 
     def _halve(self, size: int) -> None:
@@ -134,6 +145,24 @@ class _Batch:
             cascade = threat.attacks(plan.cascade, norm)
             if cascade:
                 self._cascade(threat, cascade, norm, budgets, clean_pred, correct, found)
+
+    def corrupt(self, corruptions: Corruptions, threat: Threat, seed: int) -> None:
+        """Every corruption at every severity on the whole chunk, one row per sample each. Every
+        image counts, not only the clean-correct ones (RobustBench's corruption accuracy is the
+        accuracy on corrupted images); a row is "broken" where a clean-correct image turns wrong."""
+        clean_pred = _predict(threat.score, self.x)
+        for name in corruptions.names:
+            for severity in corruptions.severities:
+                self.bar.update(self.task, description=f"{name} severity {severity}")
+                generator = torch.Generator(device=self.x.device)
+                generator.manual_seed(corruption_seed(seed, self.offset, name, severity))
+                corrupted = corrupt(self.x, name, severity, generator, table=corruptions.table)
+                outcome = Outcome.unattacked(clean_pred)
+                outcome.adv_pred = _predict(threat.score, corrupted)
+                outcome.broken = (outcome.adv_pred != self.y) & (clean_pred == self.y)
+                outcome.broken_by = [name if b else UNBROKEN for b in outcome.broken.tolist()]
+                self._emit(threat, name, CORRUPTION, float(severity), clean_pred, outcome)
+                self.bar.advance(self.task, self.share)
 
     def _sweep(
         self,

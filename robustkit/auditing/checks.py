@@ -84,7 +84,9 @@ def split_defense(attack: str) -> tuple[str | None, str]:
 
 
 def sanity_flags(result: AuditResult) -> list[Flag]:
-    """Every flag raised by the checks that need one audit only."""
+    """Every flag raised by the checks that need one audit only (on the attacks: accuracy may
+    well rise with a corruption's severity)."""
+    result = result.without_corruptions()
     summary = result.summary()
     attacks = summary[summary["attack"] != WORST_CASE]
     return [

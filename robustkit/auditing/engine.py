@@ -28,7 +28,7 @@ from robustkit.auditing.batch import BatchRunner
 from robustkit.auditing.checks import Flag
 from robustkit.auditing.distributed import barrier, my_batches
 from robustkit.auditing.inputs import Batches, describe_model, resolve_data, resolve_model
-from robustkit.auditing.plan import DEFAULT_BUDGETS, Plan, plan_audit
+from robustkit.auditing.plan import DEFAULT_BUDGETS, Corruptions, Plan, plan_audit
 from robustkit.auditing.probes import probe_model
 from robustkit.auditing.progress import (
     EngineRun,
@@ -68,6 +68,7 @@ def audit(
     noise_probes: bool = True,
     progress_dir: str | Path | None = None,
     resume: bool = False,
+    corruptions: Corruptions | None = None,
 ) -> AuditResult:
     """Attack ``model`` on the correctly classified samples of ``data`` at every budget.
 
@@ -85,13 +86,24 @@ def audit(
     run gives. Under an initialized torch.distributed process group each process attacks its
     share of the batches (``progress_dir`` must be a folder all of them see) and returns the
     whole result.
+
+    ``corruptions`` adds the common corruptions: each corruption x severity scored on every
+    image, as rows of norm ``"corruption"`` (eps = severity), seeded per corruption, severity
+    and batch.
     """
     started = time.perf_counter()
     torch.manual_seed(seed)
     robust_model = resolve_model(model, device)
     info = resolve_data(data, num_samples, seed, model=robust_model)
     plan = plan_audit(
-        attacks, suite, steps=steps, restarts=restarts, eps=eps, eps_l2=eps_l2, sigmas=sigmas
+        attacks,
+        suite,
+        steps=steps,
+        restarts=restarts,
+        eps=eps,
+        eps_l2=eps_l2,
+        sigmas=sigmas,
+        corruptions=corruptions,
     )
     batches = Batches(info.dataset, batch_size)
     first_x, first_y = batches.first()
@@ -150,6 +162,7 @@ def _config(
         "evaluation": plan.suite is None or get_suite(plan.suite).evaluation,
         "attacks": plan.describe(),
         "budgets": plan.budgets,
+        "corruptions": None if plan.corruptions is None else dataclasses.asdict(plan.corruptions),
         "batch_size": batch_size,
         "seed": seed,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -166,13 +179,16 @@ def _config(
 
 def engine_manifest(plan: Plan, batch_size: int, seed: int) -> dict[str, Any]:
     """The part of a resume manifest that the engine's own settings decide."""
-    return {
+    manifest = {
         "suite": plan.suite,
         "attacks": plan.describe(),
         "budgets": plan.budgets,
         "batch_size": batch_size,
         "seed": seed,
     }
+    if plan.corruptions is not None:
+        manifest["corruptions"] = dataclasses.asdict(plan.corruptions)
+    return manifest
 
 
 def run_engine(

@@ -20,6 +20,18 @@ DEFAULT_BUDGETS: dict[str, tuple[float, ...]] = {
 
 
 @dataclass(frozen=True)
+class Corruptions:
+    """The common corruptions an audit applies: names, severities (1-5) and parameter table."""
+
+    names: list[str]
+    severities: list[int]
+    table: str = "cifar10"
+
+    def jobs(self) -> int:
+        return len(self.names) * len(self.severities)
+
+
+@dataclass(frozen=True)
 class Plan:
     """What an audit runs: ``independent`` attacks each on every correctly classified point (the
     diagnostics and the attacks picked by name), then the ``cascade`` (a suite) on the points
@@ -30,10 +42,13 @@ class Plan:
     cascade: list[Attack]
     budgets: dict[str, list[float]]
     suite: str | None = None
+    corruptions: Corruptions | None = None
 
     def jobs(self) -> int:
-        """Attack x budget units per batch and threat (for progress bars)."""
-        return sum(len(self.budgets[a.norm]) for a in [*self.independent, *self.cascade])
+        """Attack x budget units per batch and threat (for progress bars), corruption x
+        severity units included."""
+        attacks = sum(len(self.budgets[a.norm]) for a in [*self.independent, *self.cascade])
+        return attacks + (self.corruptions.jobs() if self.corruptions else 0)
 
     def describe(self) -> list[dict[str, Any]]:
         return [
@@ -52,10 +67,12 @@ def plan_audit(
     eps: Sequence[float],
     eps_l2: Sequence[float] | None,
     sigmas: Sequence[float] | None,
+    corruptions: Corruptions | None = None,
 ) -> Plan:
-    """The attacks to run and the budgets of each norm (ascending), checked: at least one attack,
-    and budgets for every attack's norm. The suite runs only on norms that have budgets; L2 and
-    noise budgets left at None are the defaults where an attack of their norm runs."""
+    """The attacks to run and the budgets of each norm (ascending), checked: at least one attack
+    (or corruptions), and budgets for every attack's norm. The suite runs only on norms that
+    have budgets; L2 and noise budgets left at None are the defaults where an attack of their
+    norm runs."""
     diagnostics = attacks is None
     if attacks is None:
         attacks, suite = DEFAULT_ATTACKS, suite or DEFAULT_SUITE
@@ -72,7 +89,7 @@ def plan_audit(
     if diagnostics:  # the default diagnostics follow the budgets given, never the reverse
         independent = [a for a in independent if a.norm in budgets]
     cascade = [] if suite is None else get_suite(suite).attacks(list(budgets))
-    if not independent and not cascade:
+    if not independent and not cascade and corruptions is None:
         raise RobustkitError("give at least one attack, e.g. --attacks pgd-linf")
     for attack in independent:
         if attack.norm not in budgets:
@@ -83,4 +100,5 @@ def plan_audit(
         cascade=cascade,
         budgets={norm: values for norm, values in budgets.items() if norm in used},
         suite=suite,
+        corruptions=corruptions,
     )

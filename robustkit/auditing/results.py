@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -16,6 +17,9 @@ from robustkit.auditing.stats import clopper_pearson
 from robustkit.errors import RobustkitError
 
 WORST_CASE = "worst-case"
+CORRUPTION = "corruption"  # the norm of common-corruption rows (eps is the severity)
+CORRUPTION_MEAN = "corruption-mean"  # RobustBench's corruption accuracy: mean over the cells
+CORRUPTION_WORST = "corruption-worst"  # the corruption x severity of lowest accuracy
 NAN = float("nan")
 ROW_COLUMNS = [
     "model",
@@ -31,6 +35,8 @@ ROW_COLUMNS = [
     "broken_by",  # the attack that broke the sample first ("" while it holds)
     "perturbation",  # size of that adversarial's perturbation in the row's norm
     "radius",  # minimum-norm attacks: the smallest adversarial's norm (inf: none found)
+    "corruption",  # corruption rows: the corruption's name ("" on attack rows)
+    "severity",  # corruption rows: the severity 1-5, also in eps (NaN on attack rows)
 ]
 SUMMARY_COLUMNS = [
     "model",
@@ -42,6 +48,8 @@ SUMMARY_COLUMNS = [
     "robust_accuracy",
     "ci_low",
     "ci_high",
+    "corruption",
+    "severity",
 ]
 EXAMPLE_COLUMNS = [
     "attack",
@@ -80,8 +88,9 @@ class AuditResult:
     def worst_case(self) -> pd.DataFrame:
         """Per sample, robust only if it survived every attack of the same norm and eps."""
         keys = ["model", "norm", "eps", "sample"]
+        attacks = self.frame[self.frame["norm"] != CORRUPTION]  # corruptions are no adversary
         # Broken rows first, so each sample's first row is a successful attack when there is one.
-        broken_first = self.frame.sort_values("robust_correct", kind="stable")
+        broken_first = attacks.sort_values("robust_correct", kind="stable")
         worst = broken_first.groupby(keys, sort=False).first().reset_index()
         worst = worst.sort_values(keys, kind="stable", ignore_index=True)
         worst["attack"] = WORST_CASE
@@ -93,7 +102,8 @@ class AuditResult:
 
     def summary(self) -> pd.DataFrame:
         """Clean and robust accuracy per model, attack, norm and eps (worst case included), with
-        the robust accuracy's 95% Clopper-Pearson interval."""
+        the robust accuracy's 95% Clopper-Pearson interval; with corruptions, one row per
+        corruption x severity plus their mean (no interval) and their worst cell per model."""
         rows = self.with_worst_case()
         summary = (
             rows.groupby(["model", "attack", "norm", "eps"], sort=False)
@@ -106,7 +116,17 @@ class AuditResult:
         )
         robust = (summary["robust_accuracy"] * summary["n"]).round()
         summary["ci_low"], summary["ci_high"] = clopper_pearson(robust, summary["n"])
+        cells = summary["norm"] == CORRUPTION
+        summary["corruption"] = summary["attack"].where(cells, "")
+        summary["severity"] = summary["eps"].where(cells)
+        if cells.any():
+            summary = pd.concat([summary, _corruption_rows(summary[cells])], ignore_index=True)
         return summary[SUMMARY_COLUMNS]
+
+    def without_corruptions(self) -> AuditResult:
+        """The same result with the attack rows only (for the views of adversarial budgets)."""
+        frame = self.frame[self.frame["norm"] != CORRUPTION].reset_index(drop=True)
+        return dataclasses.replace(self, frame=frame)
 
     def robust_accuracy(self, attack: str = WORST_CASE) -> pd.Series:
         """Robust accuracy of one attack (default: the worst case), indexed by (norm, eps)."""
@@ -157,6 +177,27 @@ class AuditResult:
         )
 
 
+def _corruption_rows(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per model, the mean over corruption x severity cells (RobustBench's corruption accuracy)
+    and the worst cell."""
+    rows = []
+    for _model, group in cells.groupby("model", sort=False):
+        mean = group.iloc[0].copy()
+        mean["attack"], mean["eps"], mean["corruption"], mean["severity"] = (
+            CORRUPTION_MEAN,
+            NAN,
+            "all",
+            NAN,
+        )
+        mean["robust_accuracy"] = group["robust_accuracy"].mean()
+        mean["clean_accuracy"] = group["clean_accuracy"].mean()
+        mean["ci_low"] = mean["ci_high"] = NAN  # the cells share their images: no simple interval
+        worst = group.loc[group["robust_accuracy"].idxmin()].copy()
+        worst["attack"] = CORRUPTION_WORST
+        rows += [mean, worst]
+    return pd.DataFrame(rows, columns=cells.columns)
+
+
 def _corrupt(path: Path, detail: str) -> RobustkitError:
     return RobustkitError(
         f"{path} is corrupt ({detail}): re-run `robustkit audit --out {path.parent}`"
@@ -166,10 +207,13 @@ def _corrupt(path: Path, detail: str) -> RobustkitError:
 def _read_rows(path: Path) -> pd.DataFrame:
     """results.csv, checked to hold the tidy rows; older files get the later columns."""
     try:
-        rows = pd.read_csv(path, dtype={"broken_by": str}).fillna({"broken_by": ""})
+        rows = pd.read_csv(path, dtype={"broken_by": str, "corruption": str}).fillna(
+            {"broken_by": "", "corruption": ""}
+        )
     except (ValueError, pd.errors.ParserError) as err:
         raise _corrupt(path, str(err).splitlines()[0]) from None
-    for column, missing in (("broken_by", ""), ("perturbation", NAN), ("radius", NAN)):
+    later = (("broken_by", ""), ("perturbation", NAN), ("radius", NAN), ("corruption", ""))
+    for column, missing in (*later, ("severity", NAN)):
         if column not in rows:  # written before these columns existed
             rows[column] = missing
     absent = [column for column in ROW_COLUMNS if column not in rows]

@@ -8,7 +8,7 @@ import pandas as pd
 from torch import Tensor
 
 from robustkit.auditing.outcome import Outcome
-from robustkit.auditing.results import ROW_COLUMNS
+from robustkit.auditing.results import CORRUPTION, ROW_COLUMNS
 
 _Key = tuple[str, str, str, float]
 
@@ -60,4 +60,7 @@ class RowStore:
         )
         frame["clean_correct"] = frame["clean_pred"] == frame["label"]
         frame["robust_correct"] = frame["adv_pred"] == frame["label"]
+        corrupted = frame["norm"] == CORRUPTION
+        frame["corruption"] = frame["attack"].where(corrupted, "")
+        frame["severity"] = frame["eps"].where(corrupted)
         return frame[ROW_COLUMNS]

@@ -13,8 +13,15 @@ from robustkit.attacks import attack_class
 from robustkit.auditing.checks import Flag, sanity_flags
 from robustkit.auditing.distributed import is_main, join_torchrun
 from robustkit.auditing.engine import audit
-from robustkit.auditing.plan import DEFAULT_ATTACKS
-from robustkit.auditing.results import WORST_CASE, AuditResult, ensure_writable_dir
+from robustkit.auditing.plan import DEFAULT_ATTACKS, Corruptions
+from robustkit.auditing.results import (
+    CORRUPTION,
+    CORRUPTION_MEAN,
+    CORRUPTION_WORST,
+    WORST_CASE,
+    AuditResult,
+    ensure_writable_dir,
+)
 from robustkit.auditing.suites import DEFAULT_SUITE, SUITES, get_suite
 from robustkit.commands.console import (
     logging_to,
@@ -37,9 +44,12 @@ from robustkit.commands.options import (
     parse_names,
     require_positive,
 )
+from robustkit.corruptions import SEVERITIES, check_severities, parse_corruptions
+from robustkit.corruptions.base import protocol
 from robustkit.data import DatasetInfo, load_dataset, subset
 from robustkit.defenses.evaluation import DEFENSE_ATTACKS, audit_defense
 from robustkit.defenses.manifold import load_defense
+from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, check_classifier, check_deterministic, load_model
 from robustkit.models.execution import Execution
 from robustkit.reports import write_report
@@ -64,16 +74,20 @@ def audit_command(
     mean: Annotated[str | None, typer.Option(help="normalisation mean, e.g. 0.1307")] = None,
     std: Annotated[str | None, typer.Option(help="normalisation std, e.g. 0.3081")] = None,
     dataset: Annotated[
-        str, typer.Option(help="mnist-sample, mnist, fashion-mnist, cifar10 or imagefolder:PATH")
+        str,
+        typer.Option(
+            help="mnist-sample, mnist, fashion-mnist, cifar10, imagefolder:PATH or "
+            "cifar10-c:DIR:CORRUPTION:SEVERITY (a CIFAR-10-C-layout folder of .npy files)"
+        ),
     ] = "mnist-sample",
     data_root: DataRoot = None,
     labels: Labels = None,
     attacks: Annotated[
         str | None,
         typer.Option(
-            help="comma-separated attack names, each run alone [default: the diagnostics "
-            f"{','.join(DEFAULT_ATTACKS)} plus --suite {DEFAULT_SUITE}; with --defense "
-            "also latent-overpowered]",
+            help="comma-separated attack names, each run alone, or none (e.g. corruptions only) "
+            f"[default: the diagnostics {','.join(DEFAULT_ATTACKS)} plus --suite "
+            f"{DEFAULT_SUITE}; with --defense also latent-overpowered]",
             show_default=False,
         ),
     ] = None,
@@ -103,6 +117,21 @@ def audit_command(
     sigmas: Annotated[
         str | None, typer.Option(help="Gaussian-noise sigmas [default: 0.1,0.3,0.5]")
     ] = None,
+    corruptions: Annotated[
+        str | None,
+        typer.Option(
+            help="common corruptions (Hendrycks & Dietterich): all, or names such as "
+            "gaussian_noise,fog; each corruption x severity is scored on every image"
+        ),
+    ] = None,
+    severities: Annotated[
+        str | None,
+        typer.Option(help="corruption severities, 1-5 (default: all five)", show_default=False),
+    ] = None,
+    corruption_table: Annotated[
+        str,
+        typer.Option(help="corruption parameters: cifar10 (CIFAR-10-C) or imagenet (ImageNet-C)"),
+    ] = "cifar10",
     steps: Annotated[int, typer.Option(help="iterations of iterative attacks")] = 40,
     restarts: Annotated[int, typer.Option(help="random restarts of iterative attacks")] = 1,
     num_samples: Annotated[
@@ -167,6 +196,9 @@ def audit_command(
         projection_restarts=projection_restarts,
         eot_samples=eot_samples,
     )
+    corruption_plan = _corruptions(corruptions, severities, corruption_table)
+    if corruption_plan is not None and defense is not None:
+        raise RobustkitError("--corruptions audits a plain model: drop --defense or --corruptions")
     out_dir = ensure_writable_dir(out)
     device = join_torchrun(device)
     attack_names = _attack_names(attacks, suite, defended=defense is not None)
@@ -215,16 +247,35 @@ def audit_command(
                 robust_model, defended, info, eot_samples=eot_samples, **settings
             )
     else:
-        result = audit(robust_model, info, noise_probes=noise_probes, **settings)
+        result = audit(
+            robust_model, info, noise_probes=noise_probes, corruptions=corruption_plan, **settings
+        )
     if is_main():  # rank 0 writes the results of a distributed audit
         _publish(result, out_dir, strict=strict)
 
 
+def _corruptions(names: str | None, severities: str | None, table: str) -> Corruptions | None:
+    """The corruptions and severities asked for, checked before anything loads."""
+    if names is None:
+        if severities is not None:
+            raise RobustkitError("--severities applies to --corruptions: add --corruptions all")
+        return None
+    levels = list(SEVERITIES)
+    if severities is not None:
+        values = parse_floats(severities, "--severities")
+        if any(v != int(v) for v in values):
+            raise RobustkitError(f"--severities takes whole numbers 1-5, got {severities!r}")
+        levels = check_severities([int(v) for v in values])
+    return Corruptions(parse_corruptions(names), levels, protocol(table).name)
+
+
 def _attack_names(attacks: str | None, suite: str | None, *, defended: bool) -> list[str] | None:
     """The attacks named on the command line, checked before anything loads (None: the
-    diagnostics and the standard suite)."""
+    diagnostics and the standard suite; ``none``: no attack)."""
     names: list[str] | None = None
-    if attacks is not None:
+    if attacks is not None and attacks.strip().lower() == "none":
+        names = []
+    elif attacks is not None:
         names = parse_names(attacks)
     elif defended:
         names = [*DEFAULT_ATTACKS, *DEFENSE_ATTACKS]
@@ -301,17 +352,23 @@ def summary_table(result: AuditResult) -> Table:
             no_wrap=column != "model",  # only the model's name may wrap, never be cut
             min_width=min(MODEL_COLUMN_WIDTH, names) if column == "model" else None,
         )
-    for row in summary.itertuples():
-        style = "bold" if row.attack == WORST_CASE else None
+    cells = (summary["norm"] == CORRUPTION) & ~summary["attack"].isin(
+        [CORRUPTION_MEAN, CORRUPTION_WORST]
+    )
+    for row in summary[~cells].itertuples():  # corruption cells: in summary.csv and the report
+        style = "bold" if row.attack in (WORST_CASE, CORRUPTION_MEAN, CORRUPTION_WORST) else None
+        attack = str(row.attack)
+        if row.attack == CORRUPTION_WORST:
+            attack = f"{attack}: {row.corruption}"
         table.add_row(
             *[str(row.model)] * several,
-            str(row.attack),
+            attack,
             str(row.norm),
-            f"{row.eps:g}",
+            "-" if row.eps != row.eps else f"{row.eps:g}",
             str(row.n),
             f"{row.clean_accuracy:.1%}",
             f"{row.robust_accuracy:.1%}",
-            f"{row.ci_low:.1%}-{row.ci_high:.1%}",
+            "-" if row.ci_low != row.ci_low else f"{row.ci_low:.1%}-{row.ci_high:.1%}",
             style=style,
         )
     return table

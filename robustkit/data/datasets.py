@@ -12,6 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from robustkit.data.corrupted import PREFIX as CORRUPTED_PREFIX
+from robustkit.data.corrupted import SPEC as CORRUPTED_SPEC
+from robustkit.data.corrupted import load_corrupted
 from robustkit.data.folders import DEFAULT_SIZE, image_folder
 from robustkit.errors import RobustkitError
 from robustkit.registry import unknown_name_error
@@ -64,8 +67,8 @@ _TORCHVISION: dict[str, _TorchvisionSpec] = {
 
 
 def list_datasets() -> list[str]:
-    """Names ``load_dataset`` accepts (plus ``imagefolder:PATH``)."""
-    return [SAMPLE_NAME, *_TORCHVISION, f"{IMAGEFOLDER_PREFIX}PATH"]
+    """Names ``load_dataset`` accepts (plus ``imagefolder:PATH`` and CIFAR-10-C folders)."""
+    return [SAMPLE_NAME, *_TORCHVISION, f"{IMAGEFOLDER_PREFIX}PATH", CORRUPTED_SPEC]
 
 
 def load_dataset(
@@ -96,9 +99,15 @@ def load_dataset(
     elif name.startswith(IMAGEFOLDER_PREFIX):
         path = name[len(IMAGEFOLDER_PREFIX) :]
         info = _load_imagefolder(path, image_size=image_size, model=model, labels=labels)
+    elif name.startswith(CORRUPTED_PREFIX):
+        dataset, classes, shape = load_corrupted(name)
+        info = DatasetInfo(dataset=dataset, name=name, classes=classes, input_shape=shape)
     else:
         raise unknown_name_error(
-            "dataset", name, [SAMPLE_NAME, *_TORCHVISION], extra=[f"{IMAGEFOLDER_PREFIX}PATH"]
+            "dataset",
+            name,
+            [SAMPLE_NAME, *_TORCHVISION],
+            extra=[f"{IMAGEFOLDER_PREFIX}PATH", CORRUPTED_SPEC],
         )
     if num_samples is not None:
         info = subset(info, num_samples, seed)

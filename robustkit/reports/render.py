@@ -48,6 +48,10 @@ def _normalisation(info: dict[str, Any]) -> str:
 
 def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
     """Everything the template shows about one audit."""
+    corruptions = views.corruption_table(result)
+    corruption_headline = views.corruption_headline(result)
+    result = result.without_corruptions()  # the views below are about adversarial budgets
+    attacked = not result.frame.empty
     config = result.config
     info = config.get("model_info") or {}
     summary = result.summary()
@@ -73,8 +77,10 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "command": command,
         "command_recorded": recorded,
         "accuracy_table": _table(views.accuracy_table(result)),
-        "curves": figures.accuracy_curves(summary, views.radius_curves(result)),
-        "per_class": figures.per_class(views.per_class_accuracy(result)),
+        "curves": figures.accuracy_curves(summary, views.radius_curves(result)) if attacked else "",
+        "per_class": figures.per_class(views.per_class_accuracy(result)) if attacked else "",
+        "corruptions": None if corruptions is None else _table(corruptions),
+        "corruption_headline": corruption_headline,
         "confused": views.confused_pairs(result),
         "examples": []
         if result.examples is None

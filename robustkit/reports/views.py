@@ -8,7 +8,13 @@ from typing import Any
 import pandas as pd
 
 from robustkit.auditing.checks import DEFENSE_PREFIXES, split_defense
-from robustkit.auditing.results import WORST_CASE, AuditResult
+from robustkit.auditing.results import (
+    CORRUPTION,
+    CORRUPTION_MEAN,
+    CORRUPTION_WORST,
+    WORST_CASE,
+    AuditResult,
+)
 
 SIGMA = "\u03c3"
 NORM_LABELS = {"linf": "L\u221e eps", "l2": "L2 eps", "gaussian": f"noise {SIGMA}"}
@@ -143,6 +149,40 @@ def defense_table(result: AuditResult) -> pd.DataFrame | None:
     table = table[[p for p in DEFENSE_PREFIXES if p in table.columns]]
     table["counts"] = rows.groupby([*keys, "sample"])["robust_correct"].all().groupby(keys).mean()
     return table.reset_index()
+
+
+def corruption_table(result: AuditResult) -> pd.DataFrame | None:
+    """Accuracy per corruption (rows) and severity (columns), with each corruption's mean and,
+    last, the mean over every cell (RobustBench's corruption accuracy); None without corruptions.
+    """
+    summary = result.summary()
+    rows = summary[summary["norm"] == CORRUPTION]
+    if rows.empty:
+        return None
+    cells = rows[~rows["attack"].isin([CORRUPTION_MEAN, CORRUPTION_WORST])]
+    table = cells.pivot_table(
+        index="corruption", columns="severity", values="robust_accuracy", sort=False
+    )
+    table.columns = [f"severity {int(s)}" for s in table.columns]
+    table["mean"] = table.mean(axis=1)
+    table.loc["all corruptions"] = table.mean(axis=0)
+    table.index.name = "corruption"
+    return table.map(lambda value: f"{value:.1%}")
+
+
+def corruption_headline(result: AuditResult) -> dict[str, Any] | None:
+    """The corruption accuracy (mean over corruptions and severities) and the worst cell."""
+    summary = result.summary()
+    mean = summary[summary["attack"] == CORRUPTION_MEAN]
+    worst = summary[summary["attack"] == CORRUPTION_WORST]
+    if mean.empty:
+        return None
+    return {
+        "mean": float(mean["robust_accuracy"].iloc[0]),
+        "worst": f"{worst['corruption'].iloc[0]} severity {int(worst['severity'].iloc[0])}",
+        "worst_accuracy": float(worst["robust_accuracy"].iloc[0]),
+        "cells": int((summary["norm"] == CORRUPTION).sum() - 2),
+    }
 
 
 def sigma_sweep(result: AuditResult) -> pd.DataFrame:
