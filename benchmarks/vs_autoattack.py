@@ -2,7 +2,7 @@
 each tool run as a whole process; robust accuracy (ours must be no higher) and wall time.
 
     python benchmarks/vs_autoattack.py --data-root $ROBUSTKIT_DATA --num-samples 1000 \\
-        --models zoo:mnist-robust,zoo:mnist-cnn,arch:mnist-cnn@l2at.pt \\
+        --models zoo:mnist-robust,zoo:mnist-cnn,zoo:mnist-cnn@l2at.pt \\
         [--norm l2 --eps 2.0] [--suite plus] [--reference autoattack] [--same-allocator]
 
 ``--norm`` picks the threat (L-inf, the default, or L2); ``--suite`` ours (``standard`` against
