@@ -102,8 +102,9 @@ def audit(
     first_x, first_y = batches.first()
     num_classes = check_classifier(robust_model, first_x[:2].to(robust_model.device))
     probe_x = first_x[:PROBE_SIZE].to(robust_model.device)
+    randomized = is_randomized(robust_model, probe_x)
     protocol = choose_protocol(
-        is_randomized(robust_model, probe_x),
+        randomized,
         attacks=attacks,
         suite=suite,
         eot_samples=eot_samples,
@@ -121,7 +122,11 @@ def audit(
         eval_passes=protocol["eval_passes"],
     )
     model_flags = probe_model(
-        robust_model, first_x.to(robust_model.device), first_y, eot=uses_eot(plan)
+        robust_model,
+        first_x.to(robust_model.device),
+        first_y,
+        eot=uses_eot(plan),
+        randomized=randomized,
     )
     threat = Threat(None, robust_model, robust_model, robust_model.name)
     manifest = {

@@ -37,6 +37,8 @@ class ResizePad(_Canary):
 
     def forward(self, x: Tensor) -> Tensor:
         n = len(x)
+        if n == 0:  # nothing to resample (affine_grid refuses an empty batch)
+            return self.model(x)
         scale = torch.empty(n, device=x.device).uniform_(self.min_scale, 1.0)
         # in grid units the image spans [-1, 1]: a shrunk one can move by 1 - scale either way
         shift = (torch.rand(n, 2, device=x.device) * 2 - 1) * (1 - scale)[:, None]
