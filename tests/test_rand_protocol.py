@@ -138,5 +138,7 @@ def test_cli_gives_a_randomized_model_the_rand_suite_and_states_the_rule(tmp_pat
     assert {"apgd-ce", "apgd-dlr"} <= set(rows["attack"]) and set(rows["passes"]) == {3}
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert {"robust_all_passes", "robust_majority"} <= set(summary.columns)
+    report = (tmp_path / "report.html").read_text()
+    assert "protocol" in report and "expected over 3 passes" in report
     saved = torch.load(tmp_path / "adversarials.pt", weights_only=True)
     assert all(images.shape[0] == 4 for images in saved.values())

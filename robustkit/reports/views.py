@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from robustkit.auditing.checks import DEFENSE_PREFIXES, split_defense
-from robustkit.auditing.results import WORST_CASE, AuditResult
+from robustkit.auditing.results import WORST_CASE, AuditResult, with_passes
 
 SIGMA = "\u03c3"
 NORM_LABELS = {"linf": "L\u221e eps", "l2": "L2 eps", "gaussian": f"noise {SIGMA}"}
@@ -37,9 +37,10 @@ def _by_budget(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def clean_accuracy(result: AuditResult) -> float:
-    """Share of the audited samples the model classifies correctly."""
-    samples = result.frame.drop_duplicates(["model", "sample"])
-    return float(samples["clean_correct"].mean())
+    """Share of the audited samples the model classifies correctly (a randomized model: the mean
+    share of its passes that do)."""
+    samples = with_passes(result.frame.drop_duplicates(["model", "sample"]))
+    return float((samples["clean_passes"] / samples["passes"]).mean())
 
 
 def headline(result: AuditResult) -> dict[str, dict[str, float]]:
@@ -47,7 +48,8 @@ def headline(result: AuditResult) -> dict[str, dict[str, float]]:
     numbers that count."""
     summary = result.summary()
     worst = _by_budget(summary[summary["attack"] == WORST_CASE])
-    values = worst[["robust_accuracy", "ci_low", "ci_high"]].to_dict("records")
+    columns = ["robust_accuracy", "ci_low", "ci_high", "passes", "robust_all_passes"]
+    values = worst[[*columns, "robust_majority"]].to_dict("records")
     return dict(zip(_budget_labels(worst), values, strict=True))
 
 
