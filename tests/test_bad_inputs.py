@@ -128,6 +128,8 @@ AUDIT = [
     (["--defense", "manifold:zoo:mnist-dcgn"], ["did you mean mnist-dcgan"]),
     (["--defense", "manifold:missing.pt"], ["missing.pt not found"]),
     (["--defense", "manifold:zoo:mnist-dcgan", "--eot-samples", "0"], ["--eot-samples"]),
+    (["--randomized", "--eot-samples", "0"], ["--eot-samples must be >= 1"]),
+    (["--randomized", "--eval-passes", "0"], ["--eval-passes must be >= 1"]),
     (["--out", "a_file/out"], ["choose another --out"]),
     (["--out", "/proc/robustkit-out"], ["choose another --out"]),  # /proc refuses even root
 ]

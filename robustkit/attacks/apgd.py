@@ -22,7 +22,6 @@ from robustkit.attacks.base import (
     Attack,
     AttackResult,
     attack_objective,
-    is_adversarial,
     runner_up_classes,
 )
 from robustkit.attacks.geometry import (
@@ -35,6 +34,7 @@ from robustkit.attacks.geometry import (
 )
 from robustkit.attacks.registry import register_attack
 from robustkit.errors import RobustkitError
+from robustkit.models.passes import pass_logits
 from robustkit.models.wrapper import BOUNDS
 
 MOMENTUM = 0.75  # weight of the new projected step against the last one (the paper's alpha)
@@ -143,6 +143,8 @@ class _Batch:
     best_x: Tensor
     best_grad: Tensor
     found: Tensor  # already succeeded (without early stop: keeps its first success)
+    best_share: Tensor  # the highest share of judging passes an iterate fooled so far
+    share_x: Tensor  # that iterate
 
 
 _S = TypeVar("_S", "_Batch", "StepSizeSchedule")
@@ -163,6 +165,7 @@ class _RunOutcome:
     x_adv: Tensor
     success: Tensor
     objective: Tensor
+    share: Tensor  # of the judging passes that x_adv fooled (1 where it succeeded)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,10 +184,14 @@ class AutoPGD(Attack):
     restarts: int = 1
     rho: float = 0.75
     early_stop: bool = True
+    eot_samples: int = 1
+    eval_passes: int = 1
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.restarts < 1:
             raise RobustkitError("steps and restarts must be >= 1")
+        if self.eot_samples < 1 or self.eval_passes < 1:
+            raise RobustkitError("eot_samples and eval_passes must be >= 1")
         if not 0 < self.rho <= 1:
             raise RobustkitError(f"rho is a share of steps: use 0 < rho <= 1, got {self.rho:g}")
 
@@ -229,10 +236,12 @@ class AutoPGD(Attack):
         targets: Tensor | None,
     ) -> AttackResult:
         with torch.no_grad():
-            clean = model(inputs)
-        success = is_adversarial(clean, labels, targets)  # already broken: nothing to do
+            passes = pass_logits(model, inputs, self.eval_passes)
+        clean = passes.mean(dim=0)
+        success = self._fooled(passes, labels, targets).all(dim=0)  # already broken: nothing to do
         x_adv = inputs.clone()
         best = torch.full((len(inputs),), float("-inf"), device=inputs.device)
+        best_share = torch.zeros(len(inputs), device=inputs.device)
         for aim in self._aims(clean, labels, targets):
             for _ in range(self.restarts):
                 todo = (~success).nonzero().squeeze(1)
@@ -246,16 +255,28 @@ class AutoPGD(Attack):
                     None if targets is None else targets[todo],
                     eps,
                 )
-                better = run.success | (run.objective > best[todo])
+                share = best_share[todo]
+                better = (run.share > share) | ((run.share == share) & (run.objective > best[todo]))
                 chosen = todo[better]
                 x_adv[chosen] = run.x_adv[better]
                 success[chosen] = run.success[better]
                 best[chosen] = run.objective[better]
-        # score what we return on the whole batch, so adv_pred is exactly model(x_adv).argmax
+                best_share[chosen] = run.share[better]
+        # score what we return on the whole batch, over fresh passes (adv_pred: the commonest)
         with torch.no_grad():
-            adv_pred = model(x_adv).argmax(dim=1)
-        success = adv_pred == targets if targets is not None else adv_pred != labels
-        return AttackResult(x_adv=x_adv, success=success, adv_pred=adv_pred)
+            preds = pass_logits(model, x_adv, self.eval_passes).argmax(dim=2)
+        return AttackResult(
+            x_adv=x_adv,
+            success=((preds == targets) if targets is not None else (preds != labels)).all(dim=0),
+            adv_pred=preds.mode(dim=0).values,
+            correct_passes=(preds == labels).sum(dim=0) if self.eval_passes > 1 else None,
+        )
+
+    @staticmethod
+    def _fooled(logits: Tensor, labels: Tensor, goal: Tensor | None) -> Tensor:
+        """Per pass and sample of (passes, N, classes) logits: whether the attack succeeds."""
+        pred = logits.argmax(dim=2)
+        return pred == goal if goal is not None else pred != labels
 
     def _evaluate(
         self,
@@ -266,13 +287,27 @@ class AutoPGD(Attack):
         goal: Tensor | None,
         need_grad: bool,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Per sample: the loss and whether ``x`` succeeds, and the loss's gradient if asked."""
+        """Per sample: the loss averaged over the EOT passes, the share of the judging passes
+        that ``x`` fools, and the averaged loss's gradient if asked."""
+        samples, judges = self.eot_samples, self.eval_passes
         x = x.detach().requires_grad_(need_grad)
         with torch.set_grad_enabled(need_grad):
-            logits = model(x)
-            loss = attack_objective(logits, labels, aim, self.loss)
+            logits = pass_logits(model, x, samples)
+            per_pass = attack_objective(
+                logits.flatten(0, 1),
+                labels.repeat(samples),
+                None if aim is None else aim.repeat(samples),
+                self.loss,
+            )
+            loss = per_pass.view(samples, len(x)).mean(dim=0)
         grad = torch.autograd.grad(loss.sum(), x)[0] if need_grad else None
-        return loss.detach(), is_adversarial(logits.detach(), labels, goal), grad
+        judging = logits.detach()[:judges]
+        if judges > samples:  # top up with forward-only passes
+            with torch.no_grad():
+                extra = pass_logits(model, x.detach(), judges - samples)
+            judging = torch.cat([judging, extra])
+        share = self._fooled(judging, labels, goal).float().mean(dim=0)
+        return loss.detach(), share, grad
 
     def _single_run(
         self,
@@ -290,7 +325,7 @@ class AutoPGD(Attack):
         out_success = torch.zeros(n, dtype=torch.bool, device=x0.device)
         out_objective = torch.empty(n, device=x0.device)
         x = self._random_start(x0, eps).clamp(low, high)
-        loss, broken, grad = self._evaluate(model, x, labels, aim, goal, need_grad=True)
+        loss, share, grad = self._evaluate(model, x, labels, aim, goal, need_grad=True)
         assert grad is not None  # asked for
         batch = _Batch(
             index=torch.arange(n, device=x0.device),
@@ -304,13 +339,17 @@ class AutoPGD(Attack):
             best_x=x,
             best_grad=grad,
             found=torch.zeros(n, dtype=torch.bool, device=x0.device),
+            best_share=torch.zeros(n, device=x0.device),
+            share_x=x,
         )
         schedule = StepSizeSchedule.start(INITIAL_STEP * eps, loss, self.steps, self.rho)
         for step in range(self.steps + 1):
             if step > 0:
-                loss, broken, grad = self._evaluate(
+                loss, share, grad = self._evaluate(
                     model, batch.x, batch.labels, batch.aim, batch.goal, need_grad=step < self.steps
                 )
+            broken = share >= 1  # fools every judging pass
+            batch = self._keep_most_fooling(batch, share)
             # write out the first success of each point; with early stop, it leaves the batch
             new = broken & ~batch.found
             if bool(new.any()):
@@ -333,12 +372,29 @@ class AutoPGD(Attack):
                 break
             with torch.no_grad():
                 batch = self._step(batch, schedule.step_size, eps, plain=step == 0)
-        # the points never broken: their highest-loss point
+        # the points never broken: the iterate fooling the most passes, else the highest-loss one
+        out_share = out_success.float()
         if batch.index.numel():
             rest = ~batch.found
-            out_x[batch.index[rest]] = batch.best_x[rest]
+            fooling = per_sample(batch.best_share > 0, batch.x)
+            out_x[batch.index[rest]] = torch.where(fooling, batch.share_x, batch.best_x)[rest]
             out_objective[batch.index[rest]] = schedule.best_loss[rest]
-        return _RunOutcome(x_adv=out_x, success=out_success, objective=out_objective)
+            out_share[batch.index[rest]] = batch.best_share[rest]
+        return _RunOutcome(
+            x_adv=out_x, success=out_success, objective=out_objective, share=out_share
+        )
+
+    @staticmethod
+    def _keep_most_fooling(batch: _Batch, share: Tensor) -> _Batch:
+        """Record the iterates that fool a larger share of the judging passes than any before."""
+        more = share > batch.best_share
+        if not bool(more.any()):
+            return batch
+        return dataclasses.replace(
+            batch,
+            best_share=torch.where(more, share, batch.best_share),
+            share_x=torch.where(per_sample(more, batch.x), batch.x, batch.share_x),
+        )
 
     @staticmethod
     def _keep_best(batch: _Batch, grad: Tensor, improved: Tensor, restart: Tensor) -> _Batch:

@@ -24,6 +24,8 @@ class AttackResult:
     adv_pred: Tensor
     # Minimum-norm attacks: per sample, the norm of the smallest adversarial found (inf if none).
     radius: Tensor | None = None
+    # Randomized models: per sample, how many of the attack's fresh scoring passes are correct.
+    correct_passes: Tensor | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

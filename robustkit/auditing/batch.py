@@ -13,17 +13,18 @@ from rich.progress import Progress, TaskID
 from torch import Tensor, nn
 
 from robustkit.attacks import Attack
-from robustkit.attacks.base import perturbation_norm
+from robustkit.attacks.base import AttackResult, perturbation_norm
 from robustkit.auditing.examples import pick_examples
 from robustkit.auditing.outcome import UNBROKEN, Outcome
 from robustkit.auditing.plan import Corruptions, Plan
 from robustkit.auditing.progress import (
     BatchRecord,
 )
-from robustkit.auditing.results import CORRUPTION
+from robustkit.auditing.results import CORRUPTION, adversarial_key
 from robustkit.auditing.threats import Threat
 from robustkit.corruptions import corrupt, list_corruptions
 from robustkit.errors import RobustkitError
+from robustkit.models.passes import Score, score
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class BatchRunner:
                 self.task,
                 self.examples_per_attack,
                 share=(end - start) / len(y),
+                passes=self.plan.eval_passes,
             )
             for threat in self.threats:
                 chunk.attack(self.plan, threat)
@@ -112,12 +114,15 @@ class BatchRunner:
 
 @dataclass(frozen=True)
 class _Found:
-    """An attack's verdict on the points it ran on, scored on the threat's scoring model."""
+    """An attack's verdict on the points it ran on, scored on the threat's scoring model
+    (randomized: over fresh passes, ``correct`` of which classify the adversarial correctly)."""
 
     success: Tensor
     adv_pred: Tensor
     delta: Tensor
     radius: Tensor | None
+    x_adv: Tensor
+    correct: Tensor | None = None
 
 
 @dataclass
@@ -132,12 +137,18 @@ class _Batch:
     task: TaskID
     examples_per_attack: int
     share: float  # of its whole batch, for the progress bar
+    passes: int = 1  # fresh passes that judge a point (more than one: a randomized model)
+    clean: Score | None = None  # randomized: the inputs scored over those passes
 
     def attack(self, plan: Plan, threat: Threat) -> None:
-        clean_pred = _predict(threat.score, self.x)
-        correct = clean_pred == self.y
+        if self.passes > 1:
+            self.clean = score(threat.score, self.x, self.y, self.passes)
+            clean_pred, correct = self.clean.pred, self.clean.correct > 0
+        else:
+            clean_pred = _predict(threat.score, self.x)
+            correct = clean_pred == self.y
         for norm, budgets in plan.budgets.items():
-            found: dict[float, Outcome] = {eps: Outcome.unattacked(clean_pred) for eps in budgets}
+            found = {eps: self._unattacked(clean_pred) for eps in budgets}
             for attack in threat.attacks(plan.independent, norm):
                 for eps, outcome in self._sweep(threat, attack, budgets, clean_pred, correct):
                     self._emit(threat, threat.label(attack), norm, eps, clean_pred, outcome)
@@ -177,7 +188,7 @@ class _Batch:
         if attack.minimum_norm:
             yield from self._minimum_norm(threat, attack, budgets, clean_pred, correct)
             return
-        outcome = Outcome.unattacked(clean_pred)
+        outcome = self._unattacked(clean_pred)
         previous: float | None = None
         for eps in budgets:
             if previous is not None and attack.norm != "gaussian":
@@ -205,11 +216,20 @@ class _Batch:
             sizes = perturbation_norm(found.delta, attack.norm)
             radius[indices] = torch.where(found.success, sizes, float("inf"))
         for eps in budgets:
-            outcome = Outcome.unattacked(clean_pred)
+            outcome = self._unattacked(clean_pred)
             if found is not None:
                 within = radius[indices] <= eps + RADIUS_SLACK
                 outcome.record(
-                    indices, within, found.adv_pred, found.delta, attack=label, norm=attack.norm
+                    indices,
+                    within,
+                    found.adv_pred,
+                    found.delta,
+                    attack=label,
+                    norm=attack.norm,
+                    correct=None
+                    if found.correct is None
+                    else found.correct.masked_fill(~within, self.passes),
+                    x_adv=found.x_adv,
                 )
             outcome.radius = radius
             self.bar.advance(self.task, self.share)
@@ -229,12 +249,14 @@ class _Batch:
         before it; the rows are cumulative. Budgets run from the largest down: a point the whole
         suite could not break in a larger ball is taken to hold in the smaller ones (checked on
         a few such points per budget, and attacked in full where the check fails), and a point
-        broken within a smaller eps counts as broken at every larger one."""
+        broken within a smaller eps counts as broken at every larger one. A randomized model's
+        points are attacked in full at every budget (a point partly broken in the larger ball
+        tells nothing of the smaller one)."""
         snapshots: dict[float, list[Outcome]] = {}
         held = torch.zeros_like(correct)  # the whole suite failed on these at the last budget
         larger: float | None = None
         for eps in sorted(budgets, reverse=True):
-            state = Outcome.unattacked(clean_pred)
+            state = self._unattacked(clean_pred)
             state.absorb(found[eps])
             for done in snapshots.values():
                 state.absorb(done[-1], within=eps + RADIUS_SLACK)
@@ -246,11 +268,12 @@ class _Batch:
                 failed = int(snapshots[eps][-1].broken[probe].sum())
                 self._record_held_probe(threat, norm, larger, eps, int(probe.numel()), failed)
                 if failed and bool(inferred.any()):  # the inference failed here: attack them all
-                    fresh = Outcome.unattacked(clean_pred)
+                    fresh = self._unattacked(clean_pred)
                     extra = self._pass(threat, cascade, eps, inferred, fresh, advance=False)
                     for mine, theirs in zip(snapshots[eps], extra, strict=True):
                         mine.absorb(theirs)
-            held = correct & ~snapshots[eps][-1].broken
+            if self.clean is None:
+                held = correct & ~snapshots[eps][-1].broken
             larger = eps
         ascending = sorted(snapshots)
         for i, eps in enumerate(ascending):
@@ -312,7 +335,14 @@ class _Batch:
         if indices.numel():
             found = self._attack(threat, attack, eps, indices, label)
             outcome.record(
-                indices, found.success, found.adv_pred, found.delta, attack=label, norm=attack.norm
+                indices,
+                found.success,
+                found.adv_pred,
+                found.delta,
+                attack=label,
+                norm=attack.norm,
+                correct=found.correct,
+                x_adv=found.x_adv,
             )
         if advance:
             self.bar.advance(self.task, self.share)
@@ -325,14 +355,14 @@ class _Batch:
         self.bar.update(self.task, description=f"{label} eps={eps:g}")
         x, y = self.x[indices], self.y[indices]
         result = attack(threat.craft, x, y, eps=eps)
-        adv_pred = result.adv_pred
-        if threat.score is not threat.craft:
-            adv_pred = _predict(threat.score, result.x_adv)
+        adv_pred, correct = self._verdict(threat, result, y)
         found = _Found(
-            success=adv_pred != y,
+            success=adv_pred != y if correct is None else correct == 0,
             adv_pred=adv_pred,
             delta=result.x_adv - x,
             radius=result.radius,
+            x_adv=result.x_adv,
+            correct=correct,
         )
         if self.offset == 0 and self.examples_per_attack > 0 and threat.prefix in (None, "bpda"):
             self.record.examples.append(
@@ -345,7 +375,7 @@ class _Batch:
                     y,
                     result.x_adv,
                     found.adv_pred,
-                    found.success,
+                    found.success if correct is None else 2 * correct < self.passes,
                     self.examples_per_attack,
                 )
             )
@@ -361,9 +391,8 @@ class _Batch:
         if probe.numel() == 0:
             return
         result = attack(threat.craft, self.x[probe], self.y[probe], eps=larger)
-        pred = result.adv_pred
-        if threat.score is not threat.craft:
-            pred = _predict(threat.score, result.x_adv)
+        pred, correct = self._verdict(threat, result, self.y[probe])
+        failed = pred == self.y[probe] if correct is None else correct > 0
         self.record.eps_probes.append(
             {
                 "model": threat.model_name,
@@ -372,9 +401,28 @@ class _Batch:
                 "eps_from": smaller,
                 "eps_to": larger,
                 "probed": int(probe.numel()),
-                "failed": int((pred == self.y[probe]).sum()),
+                "failed": int(failed.sum()),
             }
         )
+
+    def _unattacked(self, clean_pred: Tensor) -> Outcome:
+        """The outcome before any attack (randomized: the inputs as the kept adversarials)."""
+        if self.clean is None:
+            return Outcome.unattacked(clean_pred)
+        return Outcome.unattacked(clean_pred, x=self.x, correct=self.clean.correct)
+
+    def _verdict(
+        self, threat: Threat, result: AttackResult, y: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """The predictions of the scoring model on an attack's adversarials (randomized: the
+        commonest over fresh passes, with the count of correct passes)."""
+        own = threat.score is threat.craft
+        if self.passes == 1:
+            return (result.adv_pred if own else _predict(threat.score, result.x_adv)), None
+        if own and result.correct_passes is not None:
+            return result.adv_pred, result.correct_passes
+        scored = score(threat.score, result.x_adv, y, self.passes)
+        return scored.pred, scored.correct
 
     def _emit(
         self,
@@ -385,6 +433,15 @@ class _Batch:
         clean_pred: Tensor,
         outcome: Outcome,
     ) -> None:
+        final = None
+        if self.clean is not None and outcome.x_adv is not None:
+            # the number reported: the kept adversarials scored once more, on fresh passes that
+            # took no part in choosing them
+            final = score(threat.score, outcome.x_adv, self.y, self.passes).correct
+            key = adversarial_key(threat.model_name, label, norm, eps)
+            saved = self.record.adversarials  # chunks of one batch come in order
+            kept = outcome.x_adv.cpu()
+            saved[key] = torch.cat([saved[key], kept]) if key in saved else kept
         self.record.rows.add(
             model=threat.model_name,
             attack=label,
@@ -394,6 +451,9 @@ class _Batch:
             labels=self.y,
             clean_pred=clean_pred,
             outcome=outcome,
+            passes=self.passes,
+            clean_correct=None if self.clean is None else self.clean.correct,
+            final_correct=final,
         )
 
 

@@ -29,7 +29,7 @@ from robustkit.auditing.checks import Flag
 from robustkit.auditing.distributed import barrier, my_batches
 from robustkit.auditing.inputs import Batches, describe_model, resolve_data, resolve_model
 from robustkit.auditing.plan import DEFAULT_BUDGETS, Corruptions, Plan, plan_audit
-from robustkit.auditing.probes import probe_model
+from robustkit.auditing.probes import PROBE_SIZE, probe_model
 from robustkit.auditing.progress import (
     EngineRun,
     ProgressStore,
@@ -37,11 +37,13 @@ from robustkit.auditing.progress import (
     module_digest,
     open_progress,
 )
-from robustkit.auditing.results import AuditResult
-from robustkit.auditing.suites import get_suite
+from robustkit.auditing.results import PASSES_RULE, AuditResult
+from robustkit.auditing.suites import DEFAULT_SUITE, RANDOMIZED_SUITE, get_suite
 from robustkit.auditing.threats import Threat
 from robustkit.data import DatasetInfo
-from robustkit.models import RobustModel, check_classifier
+from robustkit.errors import RobustkitError
+from robustkit.models import RobustModel, check_classifier, is_randomized
+from robustkit.models.passes import EOT_SAMPLES, EVAL_PASSES, check_passes
 from robustkit.models.wrapper import device_of
 from robustkit.progress import progress_bar
 
@@ -69,6 +71,8 @@ def audit(
     progress_dir: str | Path | None = None,
     resume: bool = False,
     corruptions: Corruptions | None = None,
+    eot_samples: int | None = None,
+    eval_passes: int | None = None,
 ) -> AuditResult:
     """Attack ``model`` on the correctly classified samples of ``data`` at every budget.
 
@@ -90,25 +94,52 @@ def audit(
     ``corruptions`` adds the common corruptions: each corruption x severity scored on every
     image, as rows of norm ``"corruption"`` (eps = severity), seeded per corruption, severity
     and batch.
+
+    A model whose randomness probe finds it randomized gets the ``rand`` protocol: the ``rand``
+    suite by default, EOT over ``eot_samples`` passes (20) in the attacks that take it, every
+    point judged over ``eval_passes`` fresh passes (20), and its robust accuracy is its expected
+    accuracy over such passes (:data:`~robustkit.auditing.results.PASSES_RULE`).
     """
     started = time.perf_counter()
     torch.manual_seed(seed)
     robust_model = resolve_model(model, device)
     info = resolve_data(data, num_samples, seed, model=robust_model)
+    batches = Batches(info.dataset, batch_size)
+    first_x, first_y = batches.first()
+    num_classes = check_classifier(robust_model, first_x[:2].to(robust_model.device))
+    probe_x = first_x[:PROBE_SIZE].to(robust_model.device)
+    randomized = is_randomized(robust_model, probe_x)
+    protocol = choose_protocol(
+        randomized,
+        attacks=attacks,
+        suite=suite,
+        eot_samples=eot_samples,
+        eval_passes=eval_passes,
+    )
+    if randomized and corruptions is not None:
+        raise RobustkitError(
+            "--corruptions scores one pass per image, which does not judge a randomized model: "
+            "audit its corruptions on a deterministic copy (e.g. its noise switched off)"
+        )
     plan = plan_audit(
         attacks,
-        suite,
+        protocol["suite"],
         steps=steps,
         restarts=restarts,
         eps=eps,
         eps_l2=eps_l2,
         sigmas=sigmas,
         corruptions=corruptions,
+        eot_samples=protocol["eot_samples"],
+        eval_passes=protocol["eval_passes"],
     )
-    batches = Batches(info.dataset, batch_size)
-    first_x, first_y = batches.first()
-    num_classes = check_classifier(robust_model, first_x[:2].to(robust_model.device))
-    model_flags = probe_model(robust_model, first_x.to(robust_model.device), first_y)
+    model_flags = probe_model(
+        robust_model,
+        first_x.to(robust_model.device),
+        first_y,
+        eot=uses_eot(plan),
+        randomized=randomized,
+    )
     threat = Threat(None, robust_model, robust_model, robust_model.name)
     manifest = {
         "model": robust_model.name,
@@ -118,6 +149,7 @@ def audit(
         "samples": dataset_digest(info.dataset),
         **engine_manifest(plan, batch_size, seed),
         "examples_per_attack": examples_per_attack,
+        "eval_passes": plan.eval_passes,
     }
     with open_progress(progress_dir, manifest, resume=resume) as store:
         run = run_engine(
@@ -130,7 +162,10 @@ def audit(
             examples_per_attack=examples_per_attack,
         )
     config = _config(robust_model, info, plan, run, model_flags, batch_size=batch_size, seed=seed)
-    audit_result = AuditResult(frame=run.frame, config=config, examples=run.examples)
+    config["protocol"] = protocol
+    audit_result = AuditResult(
+        frame=run.frame, config=config, examples=run.examples, adversarials=run.adversarials
+    )
     if noise_probes:
         torch.manual_seed(seed)  # the same noise however the batches ran, and wherever
         audit_result.noise_grid = pure_noise_probe(
@@ -139,6 +174,45 @@ def audit(
         audit_result.noise_targets = pgd_from_noise(robust_model, info.input_shape, num_classes)
     config["wall_time_s"] = round(time.perf_counter() - started, 3)
     return audit_result
+
+
+def uses_eot(plan: Plan) -> bool:
+    """Whether any attack of the plan averages its loss over several passes."""
+    return any(getattr(a, "eot_samples", 1) > 1 for a in [*plan.independent, *plan.cascade])
+
+
+def choose_protocol(
+    randomized: bool,
+    *,
+    attacks: Iterable[str | Attack] | None,
+    suite: str | None,
+    eot_samples: int | None,
+    eval_passes: int | None,
+) -> dict[str, Any]:
+    """The protocol an audit follows, and why: ``rand`` for a randomized model (EOT, fresh
+    passes, the ``rand`` suite unless another is named), one pass per decision otherwise."""
+    eot = eot_samples if eot_samples is not None else EOT_SAMPLES if randomized else 1
+    passes = eval_passes if eval_passes is not None else EVAL_PASSES if randomized else 1
+    check_passes(eot, passes)
+    default = RANDOMIZED_SUITE if randomized else DEFAULT_SUITE
+    chosen = suite or (default if attacks is None else None)
+    if randomized:
+        reason = (
+            "the randomness probe found the model randomized (two passes on the same inputs "
+            f"gave different logits): attacks average the loss over {eot} passes (EOT) and "
+            f"every point is judged over {passes} fresh passes"
+        )
+    else:
+        reason = "the randomness probe found the model deterministic: one pass decides"
+    return {
+        "name": RANDOMIZED_SUITE if randomized else "deterministic",
+        "randomized": randomized,
+        "suite": chosen,
+        "eot_samples": eot,
+        "eval_passes": passes,
+        "reason": reason,
+        **({"rule": PASSES_RULE.format(passes=passes)} if passes > 1 else {}),
+    }
 
 
 def _config(

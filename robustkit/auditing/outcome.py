@@ -19,6 +19,11 @@ class Outcome:
     ``broken_by[i]`` names the attack that broke sample i first (``""`` while it holds);
     ``perturbation`` is the size of that adversarial's perturbation in the attack's norm (NaN while
     unbroken); ``radius`` is filled by minimum-norm attacks (inf where none was found).
+
+    A randomized model's outcome also holds, per sample, the adversarial kept (``x_adv``, the
+    input while none) and ``correct``: of the fresh passes that scored it, how many classify it
+    correctly. A new adversarial replaces the kept one when fewer of its passes are correct, and
+    a sample is broken only when none is.
     """
 
     broken: Tensor
@@ -26,16 +31,23 @@ class Outcome:
     perturbation: Tensor
     broken_by: list[str]
     radius: Tensor | None = None
+    x_adv: Tensor | None = None
+    correct: Tensor | None = None
 
     @classmethod
-    def unattacked(cls, clean_pred: Tensor) -> Outcome:
-        """No attack yet: every prediction is the clean one."""
+    def unattacked(
+        cls, clean_pred: Tensor, *, x: Tensor | None = None, correct: Tensor | None = None
+    ) -> Outcome:
+        """No attack yet: every prediction is the clean one (randomized: the input ``x``, with
+        ``correct`` of its scoring passes right)."""
         n = len(clean_pred)
         return cls(
             broken=torch.zeros(n, dtype=torch.bool, device=clean_pred.device),
             adv_pred=clean_pred.clone(),
             perturbation=torch.full((n,), float("nan"), device=clean_pred.device),
             broken_by=[UNBROKEN] * n,
+            x_adv=None if x is None else x.clone(),
+            correct=None if correct is None else correct.clone(),
         )
 
     def copy(self) -> Outcome:
@@ -45,6 +57,8 @@ class Outcome:
             perturbation=self.perturbation.clone(),
             broken_by=list(self.broken_by),
             radius=None if self.radius is None else self.radius.clone(),
+            x_adv=None if self.x_adv is None else self.x_adv.clone(),
+            correct=None if self.correct is None else self.correct.clone(),
         )
 
     def record(
@@ -56,14 +70,24 @@ class Outcome:
         *,
         attack: str,
         norm: str,
+        correct: Tensor | None = None,
+        x_adv: Tensor | None = None,
     ) -> Tensor:
         """Mark ``indices[success]`` broken by ``attack`` (samples already broken keep their
-        first breaker); returns the batch indices newly broken."""
-        fresh = indices[success & ~self.broken[indices]]
-        keep = success & ~self.broken[indices]
-        self.broken[fresh] = True
+        first breaker); returns the batch indices newly broken. Randomized: take the
+        adversarials ``x_adv`` with fewer ``correct`` passes than those kept."""
+        if self.correct is not None and correct is not None:
+            keep = correct < self.correct[indices]
+        else:
+            keep = success & ~self.broken[indices]
+        fresh = indices[keep]
+        self.broken[fresh] = success[keep]
         self.adv_pred[fresh] = adv_pred[keep]
         self.perturbation[fresh] = perturbation_norm(delta[keep], norm).to(self.perturbation)
+        if self.correct is not None and self.x_adv is not None and correct is not None:
+            self.correct[fresh] = correct[keep]
+            if x_adv is not None:
+                self.x_adv[fresh] = x_adv[keep]
         for i in fresh.tolist():
             self.broken_by[i] = attack
         return fresh
@@ -71,13 +95,20 @@ class Outcome:
     def absorb(self, other: Outcome, *, within: float | None = None) -> None:
         """Take over the samples ``other`` broke and this outcome had not (with ``within``, only
         those whose perturbation is no larger: they are adversarial at that budget too)."""
-        fresh = other.broken & ~self.broken
+        if self.correct is not None and other.correct is not None:
+            fresh = other.correct < self.correct
+        else:
+            fresh = other.broken & ~self.broken
         if within is not None:
             fresh &= other.perturbation <= within
         if not bool(fresh.any()):
             return
-        self.broken |= fresh
+        self.broken[fresh] = other.broken[fresh]
         self.adv_pred[fresh] = other.adv_pred[fresh]
         self.perturbation[fresh] = other.perturbation[fresh]
+        if self.correct is not None and other.correct is not None:
+            self.correct[fresh] = other.correct[fresh]
+            if self.x_adv is not None and other.x_adv is not None:
+                self.x_adv[fresh] = other.x_adv[fresh]
         for i in fresh.nonzero().squeeze(1).tolist():
             self.broken_by[i] = other.broken_by[i]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,13 +37,15 @@ class Plan:
     """What an audit runs: ``independent`` attacks each on every correctly classified point (the
     diagnostics and the attacks picked by name), then the ``cascade`` (a suite) on the points
     still robust, at every budget of each norm (listed ascending; the independent attacks run
-    them in that order, the cascade from the largest down)."""
+    them in that order, the cascade from the largest down). ``eval_passes`` fresh passes judge
+    every point (more than one for a randomized model)."""
 
     independent: list[Attack]
     cascade: list[Attack]
     budgets: dict[str, list[float]]
     suite: str | None = None
     corruptions: Corruptions | None = None
+    eval_passes: int = 1
 
     def jobs(self) -> int:
         """Attack x budget units per batch and threat (for progress bars), corruption x
@@ -68,11 +71,13 @@ def plan_audit(
     eps_l2: Sequence[float] | None,
     sigmas: Sequence[float] | None,
     corruptions: Corruptions | None = None,
+    eot_samples: int = 1,
+    eval_passes: int = 1,
 ) -> Plan:
     """The attacks to run and the budgets of each norm (ascending), checked: at least one attack
     (or corruptions), and budgets for every attack's norm. The suite runs only on norms that
     have budgets; L2 and noise budgets left at None are the defaults where an attack of their
-    norm runs."""
+    norm runs. Attacks that take ``eot_samples`` and ``eval_passes`` (APGD) get them."""
     diagnostics = attacks is None
     if attacks is None:
         attacks, suite = DEFAULT_ATTACKS, suite or DEFAULT_SUITE
@@ -95,10 +100,19 @@ def plan_audit(
         if attack.norm not in budgets:
             raise RobustkitError(f"attack {attack.name!r} needs {attack.norm} budgets: none given")
     used = {a.norm for a in [*independent, *cascade]}
+    passes = {"eot_samples": eot_samples, "eval_passes": eval_passes}
     return Plan(
-        independent=independent,
-        cascade=cascade,
+        independent=[_with_passes(a, passes) for a in independent],
+        cascade=[_with_passes(a, passes) for a in cascade],
         budgets={norm: values for norm, values in budgets.items() if norm in used},
         suite=suite,
         corruptions=corruptions,
+        eval_passes=eval_passes,
     )
+
+
+def _with_passes(attack: Attack, passes: dict[str, int]) -> Attack:
+    """The attack with the pass counts among its fields (left alone where they are one)."""
+    fields = {field.name for field in dataclasses.fields(attack)}
+    changes = {name: value for name, value in passes.items() if name in fields and value != 1}
+    return dataclasses.replace(attack, **changes) if changes else attack

@@ -14,13 +14,18 @@ PROBE_SIZE = 64  # inputs the probes look at
 DEAD_GRADIENT_SHARE = 0.1  # share of inputs without a usable gradient that raises the flag
 
 
-def probe_model(model: nn.Module, x: Tensor, y: Tensor, *, eot: bool = False) -> list[Flag]:
+def probe_model(
+    model: nn.Module, x: Tensor, y: Tensor, *, eot: bool = False, randomized: bool | None = None
+) -> list[Flag]:
     """Flags for a randomized model attacked without EOT (``eot`` False) and for inputs whose
-    loss gradient is zero or not finite."""
+    loss gradient is zero or not finite (``randomized``: the randomness probe's verdict, when
+    the caller has run it already)."""
     x, y = x[:PROBE_SIZE], y[:PROBE_SIZE].to(x.device)
     name = getattr(model, "name", type(model).__name__)
     flags = []
-    if not eot and is_randomized(model, x):
+    if randomized is None:
+        randomized = not eot and is_randomized(model, x)
+    if not eot and randomized:
         flags.append(
             Flag(
                 "randomized-without-eot",

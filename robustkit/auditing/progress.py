@@ -50,6 +50,8 @@ class BatchRecord:
     rows: RowStore = field(default_factory=RowStore)
     examples: list[Picked] = field(default_factory=list)
     eps_probes: list[dict[str, Any]] = field(default_factory=list)
+    # randomized models: per row key (adversarial_key), the batch's kept adversarials
+    adversarials: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class EngineRun:
     examples: Examples | None
     eps_probes: list[dict[str, Any]]
     num_samples: int
+    adversarials: dict[str, Tensor] | None = None
 
 
 class ProgressStore:
@@ -81,6 +84,7 @@ class ProgressStore:
             "rank": rank(),  # the process that attacked it
             "rows": record.rows.frame().to_dict("list"),
             "eps_probes": record.eps_probes,
+            "adversarials": record.adversarials,
             "examples": None
             if examples is None
             else {
@@ -95,8 +99,11 @@ class ProgressStore:
         """The ``count`` batches in one run, rows in the order one process would have made them:
         per (model, attack, norm, eps) in first-seen order, then by sample."""
         frames, probes, examples, total = [], [], None, 0
+        adversarials: dict[str, list[Tensor]] = {}
         for index in range(count):
             content = self._read(index)
+            for key, images in content.get("adversarials", {}).items():
+                adversarials.setdefault(key, []).append(images)
             frames.append(pd.DataFrame(content["rows"]))
             probes += content["eps_probes"]
             total += content["size"]
@@ -107,7 +114,13 @@ class ProgressStore:
         rows = pd.concat(frames, ignore_index=True)
         first_seen = rows.groupby(ROW_KEY, sort=False).ngroup().to_numpy()
         rows = rows.iloc[np.argsort(first_seen, kind="stable")].reset_index(drop=True)
-        return EngineRun(frame=rows, examples=examples, eps_probes=probes, num_samples=total)
+        return EngineRun(
+            frame=rows,
+            examples=examples,
+            eps_probes=probes,
+            num_samples=total,
+            adversarials={key: torch.cat(parts) for key, parts in adversarials.items()} or None,
+        )
 
     def start(self, manifest: dict[str, Any]) -> None:
         """Forget any earlier progress and record the manifest of a fresh run."""

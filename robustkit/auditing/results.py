@@ -37,6 +37,12 @@ ROW_COLUMNS = [
     "radius",  # minimum-norm attacks: the smallest adversarial's norm (inf: none found)
     "corruption",  # corruption rows: the corruption's name ("" on attack rows)
     "severity",  # corruption rows: the severity 1-5, also in eps (NaN on attack rows)
+    # Passes that judge a point: 1 for a deterministic model; a randomized model's rows count
+    # correct ones (clean_correct and robust_correct are then majority votes).
+    "passes",
+    "clean_passes",  # of the passes, those classifying the input correctly
+    "correct_passes",  # ... the kept adversarial, scored afresh after every choice (reported)
+    "chosen_passes",  # ... the kept adversarial when it was chosen (the choices rest on these)
 ]
 SUMMARY_COLUMNS = [
     "model",
@@ -48,9 +54,19 @@ SUMMARY_COLUMNS = [
     "robust_accuracy",
     "ci_low",
     "ci_high",
+    "passes",
+    "robust_all_passes",
+    "robust_majority",
     "corruption",
     "severity",
 ]
+# How a randomized model's accuracy is counted, for the terminal and the report.
+PASSES_RULE = (
+    "robust accuracy of a randomized model is its expected accuracy: the mean over points of the "
+    "share of {passes} fresh passes classifying the adversarial correctly (clean accuracy "
+    "likewise); 'all passes' counts points correct on every pass, 'majority' those correct on "
+    "more than half"
+)
 EXAMPLE_COLUMNS = [
     "attack",
     "eps",
@@ -84,13 +100,17 @@ class AuditResult:
     examples: Examples | None = None
     noise_grid: pd.DataFrame | None = None
     noise_targets: pd.DataFrame | None = None
+    # randomized models: the kept adversarial of every sample, per adversarial_key of a row
+    adversarials: dict[str, Tensor] | None = None
 
     def worst_case(self) -> pd.DataFrame:
         """Per sample, robust only if it survived every attack of the same norm and eps."""
         keys = ["model", "norm", "eps", "sample"]
         attacks = self.frame[self.frame["norm"] != CORRUPTION]  # corruptions are no adversary
-        # Broken rows first, so each sample's first row is a successful attack when there is one.
-        broken_first = attacks.sort_values("robust_correct", kind="stable")
+        # Broken rows first, so each sample's first row is a successful attack when there is one;
+        # a randomized model's, the adversarial chosen with the fewest correct passes (its
+        # reported score comes from other, fresh passes, so the choice does not flatter it).
+        broken_first = with_passes(attacks).sort_values("chosen_passes", kind="stable")
         worst = broken_first.groupby(keys, sort=False).first().reset_index()
         worst = worst.sort_values(keys, kind="stable", ignore_index=True)
         worst["attack"] = WORST_CASE
@@ -104,13 +124,21 @@ class AuditResult:
         """Clean and robust accuracy per model, attack, norm and eps (worst case included), with
         the robust accuracy's 95% Clopper-Pearson interval; with corruptions, one row per
         corruption x severity plus their mean (no interval) and their worst cell per model."""
-        rows = self.with_worst_case()
+        rows = with_passes(self.with_worst_case())
+        rows = rows.assign(
+            clean_share=rows["clean_passes"] / rows["passes"],
+            robust_share=rows["correct_passes"] / rows["passes"],
+            all_passes=rows["correct_passes"] == rows["passes"],
+        )
         summary = (
             rows.groupby(["model", "attack", "norm", "eps"], sort=False)
             .agg(
                 n=("sample", "size"),
-                clean_accuracy=("clean_correct", "mean"),
-                robust_accuracy=("robust_correct", "mean"),
+                clean_accuracy=("clean_share", "mean"),
+                robust_accuracy=("robust_share", "mean"),
+                passes=("passes", "max"),
+                robust_all_passes=("all_passes", "mean"),
+                robust_majority=("robust_correct", "mean"),
             )
             .reset_index()
         )
@@ -143,6 +171,8 @@ class AuditResult:
             images = {"clean": self.examples.clean, "adversarial": self.examples.adversarial}
             torch.save(images, out / "examples.pt")
             self.examples.frame.to_csv(out / "examples.csv", index=False)
+        if self.adversarials is not None:
+            torch.save(self.adversarials, out / "adversarials.pt")
         if self.noise_grid is not None:
             self.noise_grid.to_csv(out / "noise_grid.csv", index=False)
         if self.noise_targets is not None:
@@ -192,10 +222,39 @@ def _corruption_rows(cells: pd.DataFrame) -> pd.DataFrame:
         mean["robust_accuracy"] = group["robust_accuracy"].mean()
         mean["clean_accuracy"] = group["clean_accuracy"].mean()
         mean["ci_low"] = mean["ci_high"] = NAN  # the cells share their images: no simple interval
+        mean["robust_all_passes"] = group["robust_all_passes"].mean()
+        mean["robust_majority"] = group["robust_majority"].mean()
         worst = group.loc[group["robust_accuracy"].idxmin()].copy()
         worst["attack"] = CORRUPTION_WORST
         rows += [mean, worst]
     return pd.DataFrame(rows, columns=cells.columns)
+
+
+def adversarial_key(model: str, attack: str, norm: str, eps: float) -> str:
+    """The name under which adversarials.pt holds the adversarials of one row group."""
+    return f"{model}|{attack}|{norm}|{eps:g}"
+
+
+def with_passes(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with the pass counts, one pass each where absent (rows written before they existed,
+    or built without them)."""
+    correct = rows["robust_correct"].astype(int)
+    defaults = {
+        "passes": 1,
+        "clean_passes": rows["clean_correct"].astype(int),
+        "correct_passes": correct,
+        "chosen_passes": correct,
+    }
+    filled = {
+        column: rows[column].fillna(default) if column in rows else default
+        for column, default in defaults.items()
+    }
+    return rows.assign(**filled)
+
+
+def is_randomized_run(config: dict[str, Any]) -> bool:
+    """Whether run.json records an audit that judged points over several passes."""
+    return int(config.get("protocol", {}).get("eval_passes", 1)) > 1
 
 
 def _corrupt(path: Path, detail: str) -> RobustkitError:
@@ -216,10 +275,11 @@ def _read_rows(path: Path) -> pd.DataFrame:
     for column, missing in (*later, ("severity", NAN)):
         if column not in rows:  # written before these columns existed
             rows[column] = missing
-    absent = [column for column in ROW_COLUMNS if column not in rows]
+    pass_counts = ("passes", "clean_passes", "correct_passes", "chosen_passes")
+    absent = [column for column in ROW_COLUMNS if column not in rows and column not in pass_counts]
     if absent:
         raise _corrupt(path, f"no column {', '.join(absent)}")
-    return rows
+    return with_passes(rows)
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -31,8 +31,14 @@ class RowStore:
         labels: Tensor,
         clean_pred: Tensor,
         outcome: Outcome,
+        passes: int = 1,
+        clean_correct: Tensor | None = None,
+        final_correct: Tensor | None = None,
     ) -> None:
-        """Append one batch's rows for one attack at one budget."""
+        """Append one batch's rows for one attack at one budget. A randomized model's rows
+        count correct passes of ``passes``: the inputs' (``clean_correct``), the kept
+        adversarials' when they were chosen (``outcome.correct``) and on a fresh scoring
+        (``final_correct``); one pass counts ``clean_pred`` and ``adv_pred``."""
         columns = self._stores.setdefault(
             (model, attack, norm, eps), {"sample": [], "label": [], "clean_pred": []}
         )
@@ -46,6 +52,16 @@ class RowStore:
         columns.setdefault("perturbation", []).extend(outcome.perturbation.tolist())
         radius = outcome.radius.tolist() if outcome.radius is not None else [float("nan")] * n
         columns.setdefault("radius", []).extend(radius)
+        if clean_correct is None or outcome.correct is None or final_correct is None:
+            clean_correct = (clean_pred == labels).long()
+            final_correct = (outcome.adv_pred == labels).long()
+            chosen = final_correct
+        else:
+            chosen = outcome.correct
+        columns.setdefault("passes", []).extend([passes] * n)
+        columns.setdefault("clean_passes", []).extend(clean_correct.tolist())
+        columns.setdefault("correct_passes", []).extend(final_correct.tolist())
+        columns.setdefault("chosen_passes", []).extend(chosen.tolist())
 
     def frame(self) -> pd.DataFrame:
         """All rows as the tidy frame (ROW_COLUMNS)."""
@@ -58,8 +74,9 @@ class RowStore:
             ],
             ignore_index=True,
         )
-        frame["clean_correct"] = frame["clean_pred"] == frame["label"]
-        frame["robust_correct"] = frame["adv_pred"] == frame["label"]
+        # correct by majority vote over the passes (one pass: the prediction is the label)
+        frame["clean_correct"] = 2 * frame["clean_passes"] > frame["passes"]
+        frame["robust_correct"] = 2 * frame["correct_passes"] > frame["passes"]
         corrupted = frame["norm"] == CORRUPTION
         frame["corruption"] = frame["attack"].where(corrupted, "")
         frame["severity"] = frame["eps"].where(corrupted)

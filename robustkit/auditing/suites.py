@@ -20,6 +20,11 @@ narrowing once Square has broken 5% of its points (under an L2 budget of 2 the s
 of 877 points to Square, and racing there broke only 374). ``plus`` runs the original AutoAttack's
 reference budgets (100 steps everywhere) with restarts, untargeted APGD-DLR and two full Square
 runs; ``quick`` is a smoke check for CI that is not an evaluation.
+
+``rand`` is AutoAttack's version for randomized models: APGD-CE, then APGD-DLR, each with EOT
+(the loss and its gradient averaged over ``eot_samples`` passes, 20 by default); the audit gives
+it to a model its randomness probe finds randomized, and judges every point over fresh passes
+(:mod:`robustkit.models.passes`).
 """
 
 from __future__ import annotations
@@ -76,6 +81,10 @@ _PLUS: tuple[AttackSpec, ...] = (
     ("square", {"queries": 5000, "restarts": 2}),
     ("apgd-dlr", {"steps": 100, "restarts": 5}),
 )
+_RAND: tuple[AttackSpec, ...] = (
+    ("apgd-ce", {"steps": 100}),
+    ("apgd-dlr", {"steps": 100}),
+)
 _QUICK: tuple[AttackSpec, ...] = (
     ("apgd-ce", {"steps": 20}),
     ("apgd-t", {"steps": 20, "num_targets": 3}),
@@ -101,8 +110,15 @@ SUITES: dict[str, Suite] = {
         _l2(_PLUS),
         "AutoAttack's reference budgets, restarts, untargeted APGD-DLR and a longer Square",
     ),
+    "rand": Suite(
+        "rand",
+        _RAND,
+        _l2(_RAND),
+        "for randomized models: APGD-CE and APGD-DLR with EOT, points judged over fresh passes",
+    ),
 }
 DEFAULT_SUITE = "standard"
+RANDOMIZED_SUITE = "rand"  # the default for a model the randomness probe finds randomized
 
 
 def get_suite(name: str) -> Suite:

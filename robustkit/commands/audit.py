@@ -164,12 +164,27 @@ def audit_command(
     ] = None,
     projection_steps: Annotated[int, typer.Option(help="defense: latent steps")] = 200,
     projection_restarts: Annotated[int, typer.Option(help="defense: latent restarts")] = 10,
-    eot_samples: Annotated[int, typer.Option(help="defense: EOT passes per gradient")] = 8,
+    eot_samples: Annotated[
+        int | None,
+        typer.Option(
+            help="passes EOT averages each loss and gradient over [default: 20 for a randomized "
+            "model, 8 for --defense]",
+            show_default=False,
+        ),
+    ] = None,
+    eval_passes: Annotated[
+        int | None,
+        typer.Option(
+            help="fresh passes that judge each point of a randomized model (early stop, best "
+            "adversarial, cascade, score) [default: 20]",
+            show_default=False,
+        ),
+    ] = None,
     randomized: Annotated[
         bool,
         typer.Option(
-            help="accept a model whose logits change between calls (the audit flags it: "
-            "attack such a model with EOT, as --defense does)"
+            help="accept a model whose logits change between calls: it gets the rand protocol "
+            "(the rand suite, EOT, points judged over --eval-passes fresh passes)"
         ),
     ] = False,
     out: Annotated[Path, typer.Option(help="folder for results.csv, summary.csv, run.json")] = Path(
@@ -195,6 +210,7 @@ def audit_command(
         projection_steps=projection_steps,
         projection_restarts=projection_restarts,
         eot_samples=eot_samples,
+        eval_passes=eval_passes,
     )
     corruption_plan = _corruptions(corruptions, severities, corruption_table)
     if corruption_plan is not None and defense is not None:
@@ -244,11 +260,17 @@ def audit_command(
         )
         with logging_to(stderr):  # the up-front estimate of the projections to come
             result = audit_defense(
-                robust_model, defended, info, eot_samples=eot_samples, **settings
+                robust_model, defended, info, eot_samples=eot_samples or 8, **settings
             )
     else:
         result = audit(
-            robust_model, info, noise_probes=noise_probes, corruptions=corruption_plan, **settings
+            robust_model,
+            info,
+            noise_probes=noise_probes,
+            corruptions=corruption_plan,
+            eot_samples=eot_samples,
+            eval_passes=eval_passes,
+            **settings,
         )
     if is_main():  # rank 0 writes the results of a distributed audit
         _publish(result, out_dir, strict=strict)
@@ -306,12 +328,28 @@ def _publish(result: AuditResult, out_dir: Path, *, strict: bool) -> None:
     result.save(out_dir)
     report = write_report(result, out_dir / "report.html")
     print_table(summary_table(result))
+    print_protocol(result)
     flags = sanity_flags(result)
     print_flags(result, flags)
     stdout.print(f"results written to {out_dir}/, report: {report}", highlight=False)
     if strict and flags:
         stderr.print(f"--strict: {len(flags)} check(s) failed", highlight=False)
         raise typer.Exit(code=1)
+
+
+def print_protocol(result: AuditResult) -> None:
+    """Which protocol ran and why, and the counting rule where points took several passes."""
+    protocol = result.config.get("protocol")
+    if not protocol:
+        return
+    stdout.print(
+        f"[bold]protocol:[/] {escape(str(protocol['name']))} (suite "
+        f"{escape(str(protocol['suite']))}): {escape(str(protocol['reason']))}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if "rule" in protocol:
+        stdout.print(f"[bold]rule:[/] {escape(protocol['rule'])}", highlight=False, soft_wrap=True)
 
 
 def print_flags(result: AuditResult, flags: list[Flag]) -> None:
@@ -343,7 +381,9 @@ def summary_table(result: AuditResult) -> Table:
     several = summary["model"].nunique() > 1
     names = int(summary["model"].astype(str).str.len().max())
     text = ["model"] * several + ["attack", "norm"]
-    for column in [*text, "eps", "n", "clean acc", "robust acc", "95% CI"]:
+    passes = int(summary["passes"].max()) if len(summary) else 1
+    extra = ["all passes", "majority"] if passes > 1 else []
+    for column in [*text, "eps", "n", "clean acc", "robust acc", *extra, "95% CI"]:
         right = column not in text
         table.add_column(
             column,
@@ -368,6 +408,7 @@ def summary_table(result: AuditResult) -> Table:
             str(row.n),
             f"{row.clean_accuracy:.1%}",
             f"{row.robust_accuracy:.1%}",
+            *([f"{row.robust_all_passes:.1%}", f"{row.robust_majority:.1%}"] if extra else []),
             "-" if row.ci_low != row.ci_low else f"{row.ci_low:.1%}-{row.ci_high:.1%}",
             style=style,
         )

@@ -94,6 +94,7 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "flags": sanity_flags(result),
         "suite": config.get("suite"),
         "evaluation": config.get("evaluation", True),
+        "protocol": config.get("protocol"),
     }
 
 

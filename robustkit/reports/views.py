@@ -14,6 +14,7 @@ from robustkit.auditing.results import (
     CORRUPTION_WORST,
     WORST_CASE,
     AuditResult,
+    with_passes,
 )
 
 SIGMA = "\u03c3"
@@ -43,9 +44,10 @@ def _by_budget(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def clean_accuracy(result: AuditResult) -> float:
-    """Share of the audited samples the model classifies correctly."""
-    samples = result.frame.drop_duplicates(["model", "sample"])
-    return float(samples["clean_correct"].mean())
+    """Share of the audited samples the model classifies correctly (a randomized model: the mean
+    share of its passes that do)."""
+    samples = with_passes(result.frame.drop_duplicates(["model", "sample"]))
+    return float((samples["clean_passes"] / samples["passes"]).mean())
 
 
 def headline(result: AuditResult) -> dict[str, dict[str, float]]:
@@ -53,7 +55,8 @@ def headline(result: AuditResult) -> dict[str, dict[str, float]]:
     numbers that count."""
     summary = result.summary()
     worst = _by_budget(summary[summary["attack"] == WORST_CASE])
-    values = worst[["robust_accuracy", "ci_low", "ci_high"]].to_dict("records")
+    columns = ["robust_accuracy", "ci_low", "ci_high", "passes", "robust_all_passes"]
+    values = worst[[*columns, "robust_majority"]].to_dict("records")
     return dict(zip(_budget_labels(worst), values, strict=True))
 
 
