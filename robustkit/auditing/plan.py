@@ -15,6 +15,7 @@ DEFAULT_ATTACKS = ("fgsm", "pgd-linf", "pgd-l2", "gaussian-noise")  # the diagno
 DEFAULT_BUDGETS: dict[str, tuple[float, ...]] = {
     "linf": (0.1, 0.2, 0.3),
     "l2": (1.0, 2.0, 3.0),
+    "l1": (5.0, 10.0, 15.0),
     "gaussian": (0.1, 0.3, 0.5),
 }
 
@@ -52,17 +53,18 @@ def plan_audit(
     eps: Sequence[float],
     eps_l2: Sequence[float] | None,
     sigmas: Sequence[float] | None,
+    eps_l1: Sequence[float] | None = None,
 ) -> Plan:
     """The attacks to run and the budgets of each norm (ascending), checked: at least one attack,
     and budgets for every attack's norm. The suite runs only on norms that have budgets; L2 and
-    noise budgets left at None are the defaults where an attack of their norm runs."""
+    noise budgets (and L1's) left at None are the defaults where an attack of their norm runs."""
     diagnostics = attacks is None
     if attacks is None:
         attacks, suite = DEFAULT_ATTACKS, suite or DEFAULT_SUITE
     independent = [build_attack(a, steps=steps, restarts=restarts) for a in attacks]
     # Diagnostics use the default noise sigmas, never default L2 budgets: L2 runs when asked for.
     named = {a.norm for a in independent} - ({"l2"} if diagnostics else set())
-    given = {"linf": eps, "l2": eps_l2, "gaussian": sigmas}
+    given = {"linf": eps, "l2": eps_l2, "l1": eps_l1, "gaussian": sigmas}
     budgets: dict[str, list[float]] = {}
     for norm, values in given.items():
         if values is None:
