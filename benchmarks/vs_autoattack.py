@@ -5,10 +5,10 @@ each tool run as a whole process; robust accuracy (ours must be no higher) and w
         --models zoo:mnist-robust,zoo:mnist-cnn,arch:mnist-cnn@l2at.pt \\
         [--norm l2 --eps 2.0] [--suite plus] [--reference autoattack] [--same-allocator]
 
-``--norm`` picks the threat (L-inf, the default, or L2); ``--suite`` ours (``standard`` against
+``--norm`` picks the threat (L-inf, the default, L2 or L1); ``--suite`` ours (``standard`` against
 AutoAttack's ``standard`` version, ``plus`` against its ``plus``). ``--reference`` picks the
 AutoAttack code: torchattacks' port (the default, from PyPI) or the original (fra31/auto-attack,
-installed as the ``autoattack`` package from its repository).
+installed as the ``autoattack`` package from its repository; the only one with an L1 version).
 ``--same-allocator`` also times AutoAttack under the glibc malloc thresholds that the robustkit
 command sets for itself (robustkit.cpu_memory), through the environment: how much of the gap is
 the allocator and how much the attacks.
@@ -51,7 +51,8 @@ for x, y in loader:
     total += len(y)
 print(json.dumps({"robust_accuracy": robust / total, "n": total}))
 """
-NORMS = {"linf": ("--eps", "Linf"), "l2": ("--eps-l2", "L2")}  # our option, AutoAttack's name
+# our option, AutoAttack's name
+NORMS = {"linf": ("--eps", "Linf"), "l2": ("--eps-l2", "L2"), "l1": ("--eps-l1", "L1")}
 
 
 def model_options(model: str) -> list[str]:
@@ -76,6 +77,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.data_root:
         parser.error("give --data-root or set ROBUSTKIT_DATA (MNIST raw files)")
+    if args.norm == "l1" and args.reference != "autoattack":
+        parser.error("torchattacks' AutoAttack has no L1 version: add --reference autoattack")
     print("| model | tool | robust accuracy | wall time (s) |")
     print("| --- | --- | --- | --- |")
     option, their_norm = NORMS[args.norm]
