@@ -86,9 +86,9 @@ _QUICK: tuple[AttackSpec, ...] = (
 # are measured in benchmarks/vs_autoattack.py --norm l1 (README, "The L1 ball").
 _STANDARD_L1: tuple[AttackSpec, ...] = (
     ("apgd-ce-l1", {"steps": 100, "restarts": 5}),
-    ("apgd-t-l1", {"steps": 100, "num_targets": 9}),
+    ("apgd-t-l1", {"steps": 100, "num_targets": 5}),
     ("fab-t-l1", {"steps": 100, "num_targets": 9, "stop_within_eps": True}),
-    ("square-l1", {"queries": 5000}),
+    ("square-l1", {"queries": 5000, "race": ((0.05, 0.25), (0.2, 0.1))}),
 )
 _PLUS_L1: tuple[AttackSpec, ...] = (
     ("apgd-ce-l1", {"steps": 100, "restarts": 5}),
