@@ -189,3 +189,24 @@ def test_fmn_l1_no_weaker_than_foolbox(robust, batch):
     _, clipped, _ = theirs(fb.PyTorchModel(robust, bounds=(0, 1)), x, y, epsilons=EPS)
     mine = ours("fmn-l1", robust, x, y, steps=STEPS)
     assert mine <= robust_accuracy(robust, clipped, x, y) + TOLERANCE
+
+
+@pytest.mark.slow
+def test_audit_runs_the_suite_under_l1_budgets_nested(tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from robustkit.cli import app
+
+    args = ["audit", "--suite", "quick", "--attacks", "", "--eps", "none", "--eps-l1", "5,15"]
+    args += ["--num-samples", "8", "--steps", "5", "--no-noise-probes", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(tmp_path / "results.csv")
+    assert set(rows["norm"]) == {"l1"}
+    assert {"apgd-ce-l1", "apgd-t-l1"} <= set(rows["attack"])
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    worst = summary[summary["attack"] == "worst-case"].sort_values("eps")
+    assert list(worst["eps"]) == [5.0, 15.0]
+    assert worst["robust_accuracy"].is_monotonic_decreasing
+    assert "L1 eps 15" in (tmp_path / "report.html").read_text()
