@@ -36,7 +36,9 @@ info = load_dataset("mnist", root=root, num_samples=int(n), seed=0)
 loader = torch.utils.data.DataLoader(info.dataset, batch_size=500, shuffle=False)
 if reference == "autoattack":
     from autoattack import AutoAttack
-    adversary = AutoAttack(model, norm=norm, eps=float(eps), version=version, seed=0, verbose=False)
+    adversary = AutoAttack(
+        model, norm=norm, eps=float(eps), version=version, seed=0, verbose=False, device="cpu"
+    )
     attack = lambda x, y: adversary.run_standard_evaluation(x, y, bs=len(y))
 else:
     import torchattacks
