@@ -5,10 +5,10 @@ each tool run as a whole process; robust accuracy (ours must be no higher) and w
         --models zoo:mnist-robust,zoo:mnist-cnn,zoo:mnist-cnn@l2at.pt \\
         [--norm l2 --eps 2.0] [--suite plus] [--reference autoattack] [--same-allocator]
 
-``--norm`` picks the threat (L-inf, the default, or L2); ``--suite`` ours (``standard`` against
+``--norm`` picks the threat (L-inf, the default, L2 or L1); ``--suite`` ours (``standard`` against
 AutoAttack's ``standard`` version, ``plus`` against its ``plus``). ``--reference`` picks the
 AutoAttack code: torchattacks' port (the default, from PyPI) or the original (fra31/auto-attack,
-installed as the ``autoattack`` package from its repository).
+installed as the ``autoattack`` package from its repository; the only one with an L1 version).
 ``--version rand`` compares randomized models (e.g. ``--models
 robustkit.models.randomized:resize_pad_mnist_cnn``): our audit under the rand protocol (``--suite
 rand``, EOT 20, points judged over 20 fresh passes) against AutoAttack's ``rand`` version (APGD-CE
@@ -88,7 +88,8 @@ else:
 torch.save({"x": x, "y": y, "adv": adv}, out)
 print(json.dumps({"n": len(y)}))
 """
-NORMS = {"linf": ("--eps", "Linf"), "l2": ("--eps-l2", "L2")}  # our option, AutoAttack's name
+# our option, AutoAttack's name
+NORMS = {"linf": ("--eps", "Linf"), "l2": ("--eps-l2", "L2"), "l1": ("--eps-l1", "L1")}
 
 
 def model_options(model: str) -> list[str]:
@@ -120,6 +121,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.data_root:
         parser.error("give --data-root or set ROBUSTKIT_DATA (MNIST raw files)")
+    if args.norm == "l1" and args.reference != "autoattack":
+        parser.error("torchattacks' AutoAttack has no L1 version: add --reference autoattack")
     if args.version == "rand":
         compare_rand(args)
         return

@@ -22,7 +22,7 @@ from robustkit.attacks import (
 )
 from robustkit.errors import RobustkitError
 
-BUDGET = {"linf": 0.1, "l2": 1.0, "gaussian": 0.2}
+BUDGET = {"linf": 0.1, "l2": 1.0, "l1": 8.0, "gaussian": 0.2}
 
 
 class CountingModel(nn.Module):
@@ -86,6 +86,8 @@ def test_every_registered_attack_keeps_bounds_budget_and_shapes(name, tiny):
         assert delta.abs().max() <= eps + 1e-6
     elif attack.norm == "l2":
         assert delta.norm(dim=1).max() <= eps + 1e-5
+    elif attack.norm == "l1":
+        assert delta.abs().sum(dim=1).max() <= eps + 1e-5
     else:  # Gaussian noise: clipping only shrinks it, so its RMS stays near or below sigma
         assert delta.pow(2).mean().sqrt() <= eps * 1.1
     with torch.no_grad():

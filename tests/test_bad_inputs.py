@@ -120,6 +120,7 @@ AUDIT = [
     (["--eps", "-0.1"], ["eps must be >= 0"]),
     (["--eps", "2"], ["exceeds the pixel range"]),
     (["--eps", "a,b"], ["--eps takes comma-separated numbers"]),
+    (["--eps-l1", "10,-1"], ["--eps-l1 must be >= 0, got -1"]),
     (["--sigmas", "x"], ["--sigmas takes comma-separated numbers"]),
     (["--num-samples", "5000"], ["1000"]),
     (["--batch-size", "0"], ["--batch-size must be >= 1"]),

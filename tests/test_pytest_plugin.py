@@ -281,8 +281,8 @@ def test_invalid_markers_are_collection_errors(pytester: pytest.Pytester) -> Non
         "attack='apgd-ce', suite='quick', eps=0.1, min_accuracy=0.8": "attack 'apgd-ce' is part "
         "of suite 'quick' already*",
         "attack='gaussian-noise', suite='quick', eps=0.1, min_accuracy=0.8": "suite 'quick' "
-        "holds L-inf and L2 attacks, not gaussian ones*",
-        "suite='quick', norm='l1', eps=0.1, min_accuracy=0.8": "norm must be one of linf, l2*",
+        "holds L-inf, L2 and L1 attacks, not gaussian ones*",
+        "suite='quick', norm='l0', eps=0.1, min_accuracy=0.8": "norm must be one of linf, l2, l1*",
         "eps=0.1, min_accuracy=0.8, allow_flags=('zero-gradient',)": "allow_flags: unknown "
         "check 'zero-gradient': did you mean zero-gradients?*",
     }

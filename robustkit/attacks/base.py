@@ -32,7 +32,8 @@ class AttackResult:
 class Attack(ABC):
     """An evasion attack. Hyper-parameters are frozen fields; eps and the model come at call time.
 
-    ``norm`` names the budget eps measures: ``"linf"``, ``"l2"`` or ``"gaussian"`` (noise sigma).
+    ``norm`` names the budget eps measures: ``"linf"``, ``"l2"``, ``"l1"`` or ``"gaussian"``
+    (noise sigma).
     """
 
     norm: ClassVar[str]
@@ -177,13 +178,15 @@ def _dlr(logits: Tensor, labels: Tensor, targets: Tensor | None) -> Tensor:
 
 
 def perturbation_norm(delta: Tensor, norm: str) -> Tensor:
-    """Per-sample size of a batch of perturbations in ``norm`` (``"linf"`` or ``"l2"``; noise
-    sigma is measured as the per-pixel RMS)."""
+    """Per-sample size of a batch of perturbations in ``norm`` (``"linf"``, ``"l2"`` or
+    ``"l1"``; noise sigma is measured as the per-pixel RMS)."""
     flat = delta.flatten(1)
     if norm == "linf":
         return flat.abs().amax(dim=1)
     if norm == "l2":
         return flat.norm(dim=1)
+    if norm == "l1":
+        return flat.abs().sum(dim=1)
     return flat.pow(2).mean(dim=1).sqrt()
 
 

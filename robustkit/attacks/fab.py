@@ -82,10 +82,11 @@ class _FABTargeted(Attack):
                 "escalation_probe must be >= 1"
             )
 
-    @abstractmethod
     def _rate(self, weight: Tensor) -> Tensor:
         """Per coordinate, how far it moves per unit of the norm budget along the minimal-norm
-        projection direction, given |w| of the hyperplane: 1 (L-inf) or |w_i| (L2)."""
+        projection direction, given |w| of the hyperplane: 1 (L-inf) or |w_i| (L2). A norm
+        whose minimiser moves the coordinates in turn (L1) overrides ``_project`` instead."""
+        raise NotImplementedError
 
     @abstractmethod
     def _random_direction(self, like: Tensor) -> Tensor:

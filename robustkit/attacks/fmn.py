@@ -26,6 +26,7 @@ from robustkit.attacks.base import (
     perturbation_norm,
 )
 from robustkit.attacks.geometry import per_sample
+from robustkit.attacks.l1_ball import l1_ball_project, l1_random_start
 from robustkit.attacks.minimum_norm import SmallestFound
 from robustkit.attacks.registry import register_attack
 from robustkit.errors import RobustkitError
@@ -75,7 +76,7 @@ class _FMN(Attack):
     @property
     def dual(self) -> float:
         """The dual norm's p, for the linear estimate of the distance to the boundary."""
-        return 1.0 if self.norm == "linf" else 2.0
+        return {"linf": 1.0, "l2": 2.0, "l1": float("inf")}[self.norm]
 
     @abstractmethod
     def _project(self, delta: Tensor, radius: Tensor) -> Tensor:
@@ -211,3 +212,18 @@ class FMNL2(_FMN):
         direction = direction / per_sample(perturbation_norm(direction, "l2"), x0)
         radius = eps * torch.rand(len(x0), device=x0.device) ** (1.0 / x0[0].numel())
         return direction * per_sample(radius, x0)
+
+
+@register_attack("fmn-l1")
+@dataclass(frozen=True, kw_only=True)
+class FMNL1(_FMN):
+    """FMN under L1: the paper's L2-normalised steps, projected onto the L1 ball by
+    soft-thresholding (the box is clipped after)."""
+
+    norm = "l1"
+
+    def _project(self, delta: Tensor, radius: Tensor) -> Tensor:
+        return l1_ball_project(delta, radius)
+
+    def _random_start(self, x0: Tensor, eps: float) -> Tensor:
+        return l1_random_start(x0, eps) - x0

@@ -1,4 +1,5 @@
-"""Square Attack (Andriushchenko, Croce, Flammarion and Hein, ECCV 2020), L-inf and L2.
+"""Square Attack (Andriushchenko, Croce, Flammarion and Hein, ECCV 2020), L-inf and L2 (L1 in
+``robustkit.attacks.square_l1``).
 
 A score-based black-box attack: a random search that changes one square window of the
 perturbation at a time and keeps the change only if the loss improves. It never asks for a
@@ -219,13 +220,15 @@ class _L2Search(_Search):
         self.x_best, self.x0, self.sq = self.x_best[rows], self.x0[rows], self.sq[rows]
 
 
-def _rings(rows: int, cols: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+def _rings(
+    rows: int, cols: int, device: torch.device, dtype: torch.dtype, power: int = 2
+) -> Tensor:
     """Concentric rectangles around the centre of a rows x cols block, ring k weighing the sum
-    of 1 / (j + 1)^2 over the rings j >= k: a peaked blob, unit L2 norm."""
+    of 1 / (j + 1)^power over the rings j >= k: a peaked blob, unit L2 norm."""
     if rows == 0:
         return torch.zeros(0, cols, device=device, dtype=dtype)
     rings = max(rows, cols) // 2 + 1
-    weights = 1.0 / torch.arange(1, rings + 1, device=device, dtype=dtype) ** 2
+    weights = 1.0 / torch.arange(1, rings + 1, device=device, dtype=dtype) ** power
     tails = weights.flip(0).cumsum(0).flip(0)  # tails[k] = sum of weights[k:]
     dr = (torch.arange(rows, device=device) - rows // 2).abs()
     dc = (torch.arange(cols, device=device) - cols // 2).abs()

@@ -50,9 +50,9 @@ DEFENSE_PREFIXES = (OBLIVIOUS, "bpda", "bpda-eot", "latent")
 GREY_RADIUS = 0.5  # half the pixel range: the ball around any input reaches the mid-grey image
 DISAGREEMENT = 0.03  # share of points DLR attacks break after CE attacks failed that raises a flag
 EPS_PROBE_FAILURES = 0.1  # share of re-attacked points an attack loses at a larger eps
-GRADIENT_FREE = frozenset({"square", "square-l2"})
-CE_ATTACKS = frozenset({"apgd-ce", "apgd-ce-l2", "pgd-linf", "pgd-l2", "fgsm"})
-DLR_ATTACKS = frozenset({"apgd-t", "apgd-t-l2", "apgd-dlr", "apgd-dlr-l2"})
+GRADIENT_FREE = frozenset({"square", "square-l2", "square-l1"})
+CE_ATTACKS = frozenset({"apgd-ce", "apgd-ce-l2", "apgd-ce-l1", "pgd-linf", "pgd-l2", "fgsm"})
+DLR_ATTACKS = frozenset({"apgd-t", "apgd-t-l2", "apgd-t-l1", "apgd-dlr", "apgd-dlr-l2"})
 
 CHECKS: dict[str, str] = {
     "accuracy-rises-with-eps": "robust accuracy falls (never rises) as eps grows",
@@ -306,6 +306,8 @@ def _covering_eps(norm: str, pixels: int | None) -> float | None:
         return GREY_RADIUS
     if norm == "l2" and pixels:
         return GREY_RADIUS * math.sqrt(pixels)
+    if norm == "l1" and pixels:
+        return GREY_RADIUS * pixels
     return None
 
 
@@ -329,11 +331,23 @@ def _above_chance(result: AuditResult) -> Iterator[Flag]:
             )
 
 
+def _noise_scale(norm: str, pixels: int | None) -> float:
+    """The size in ``norm`` of Gaussian noise of unit sigma: sqrt(pixels) in L2, the mean
+    absolute value sqrt(2 / pi) per pixel in L1, 1 in L-inf (its RMS stands in)."""
+    if not pixels:
+        return 1.0
+    if norm == "l2":
+        return math.sqrt(pixels)
+    if norm == "l1":
+        return math.sqrt(2 / math.pi) * pixels
+    return 1.0
+
+
 def _noise_beats_gradient(result: AuditResult) -> Iterator[Flag]:
     rows = result.frame
     defended = rows["attack"].map(lambda name: split_defense(name)[0] is not None)
     noise = rows[rows["norm"] == NOISE_NORM]
-    gradient = rows[rows["norm"].isin(["linf", "l2"]) & ~defended]
+    gradient = rows[rows["norm"].isin(["linf", "l2", "l1"]) & ~defended]
     if noise.empty or gradient.empty:
         return
     pixels = _num_pixels(result)
@@ -341,8 +355,8 @@ def _noise_beats_gradient(result: AuditResult) -> Iterator[Flag]:
     noise_accuracy = noise.groupby(["model", "eps"])["robust_correct"].mean()
     for (model, sigma), accuracy in noise_accuracy.items():
         for norm, group in worst[worst["model"] == model].groupby("norm"):
-            scale = math.sqrt(pixels) if norm == "l2" and pixels else 1.0
-            # The smallest eps allowing noise's RMS: the gradient's best chance to look weak.
+            scale = _noise_scale(str(norm), pixels)
+            # The smallest eps allowing noise's size: the gradient's best chance to look weak.
             comparable = group[group["eps"] >= sigma * scale]
             if comparable.empty:
                 continue

@@ -59,6 +59,7 @@ def audit(
     eps: Sequence[float] = DEFAULT_BUDGETS["linf"],
     eps_l2: Sequence[float] | None = None,
     sigmas: Sequence[float] | None = None,
+    eps_l1: Sequence[float] | None = None,
     steps: int | None = None,
     restarts: int | None = None,
     num_samples: int | None = None,
@@ -79,7 +80,8 @@ def audit(
     With neither ``attacks`` nor ``suite``, the ``standard`` suite (AutoAttack's order) runs as a
     cascade for the worst case, after the diagnostics FGSM, PGD and Gaussian noise, each run
     alone. ``attacks`` alone runs just those attacks, each alone; ``suite`` adds that suite's
-    cascade. The suite covers L-inf, and L2 when ``eps_l2`` is given; ``eps_l2`` and ``sigmas``
+    cascade. The suite covers L-inf, L2 when ``eps_l2`` is given and L1 when ``eps_l1`` is;
+    ``eps_l2``, ``eps_l1`` and ``sigmas``
     default to :data:`DEFAULT_BUDGETS` for the attacks of their norm. A point broken at one eps
     counts as broken at every larger eps of the same norm and is not attacked again. Memory is
     bounded by ``batch_size``; the first batch also yields a few example adversarials; with
@@ -129,6 +131,7 @@ def audit(
         eps=eps,
         eps_l2=eps_l2,
         sigmas=sigmas,
+        eps_l1=eps_l1,
         corruptions=corruptions,
         eot_samples=protocol["eot_samples"],
         eval_passes=protocol["eval_passes"],

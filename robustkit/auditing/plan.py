@@ -16,6 +16,7 @@ DEFAULT_ATTACKS = ("fgsm", "pgd-linf", "pgd-l2", "gaussian-noise")  # the diagno
 DEFAULT_BUDGETS: dict[str, tuple[float, ...]] = {
     "linf": (0.1, 0.2, 0.3),
     "l2": (1.0, 2.0, 3.0),
+    "l1": (5.0, 10.0, 15.0),
     "gaussian": (0.1, 0.3, 0.5),
 }
 
@@ -70,13 +71,14 @@ def plan_audit(
     eps: Sequence[float],
     eps_l2: Sequence[float] | None,
     sigmas: Sequence[float] | None,
+    eps_l1: Sequence[float] | None = None,
     corruptions: Corruptions | None = None,
     eot_samples: int = 1,
     eval_passes: int = 1,
 ) -> Plan:
     """The attacks to run and the budgets of each norm (ascending), checked: at least one attack
     (or corruptions), and budgets for every attack's norm. The suite runs only on norms that
-    have budgets; L2 and noise budgets left at None are the defaults where an attack of their
+    have budgets; L2, L1 and noise budgets left at None are the defaults where an attack of their
     norm runs. Attacks that take ``eot_samples`` and ``eval_passes`` (APGD) get them."""
     diagnostics = attacks is None
     if attacks is None:
@@ -84,7 +86,7 @@ def plan_audit(
     independent = [build_attack(a, steps=steps, restarts=restarts) for a in attacks]
     # Diagnostics use the default noise sigmas, never default L2 budgets: L2 runs when asked for.
     named = {a.norm for a in independent} - ({"l2"} if diagnostics else set())
-    given = {"linf": eps, "l2": eps_l2, "gaussian": sigmas}
+    given = {"linf": eps, "l2": eps_l2, "l1": eps_l1, "gaussian": sigmas}
     budgets: dict[str, list[float]] = {}
     for norm, values in given.items():
         if values is None:

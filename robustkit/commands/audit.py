@@ -114,6 +114,14 @@ def audit_command(
             show_default=False,
         ),
     ] = None,
+    eps_l1: Annotated[
+        str | None,
+        typer.Option(
+            help="L1 budgets; the suite covers L1 only when they are given [default: 5,10,15 "
+            "for L1 attacks named in --attacks]",
+            show_default=False,
+        ),
+    ] = None,
     sigmas: Annotated[
         str | None, typer.Option(help="Gaussian-noise sigmas [default: 0.1,0.3,0.5]")
     ] = None,
@@ -244,6 +252,7 @@ def audit_command(
         "attacks": attack_names,
         "eps": parse_budgets(eps, "--eps"),
         "eps_l2": None if eps_l2 is None else parse_floats(eps_l2, "--eps-l2"),
+        "eps_l1": None if eps_l1 is None else parse_budgets(eps_l1, "--eps-l1", minimum=0.0),
         "sigmas": None if sigmas is None else parse_floats(sigmas, "--sigmas"),
         "steps": steps,
         "restarts": restarts,

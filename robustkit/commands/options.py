@@ -45,9 +45,14 @@ def parse_floats(text: str, option: str) -> list[float]:
     return values
 
 
-def parse_budgets(text: str, option: str) -> list[float]:
-    """Budgets of one norm: comma-separated numbers, or ``none`` for no attack of that norm."""
-    return [] if text.strip().lower() == "none" else parse_floats(text, option)
+def parse_budgets(text: str, option: str, minimum: float | None = None) -> list[float]:
+    """Budgets of one norm: comma-separated numbers (none below ``minimum``, if given), or
+    ``none`` for no attack of that norm."""
+    values = [] if text.strip().lower() == "none" else parse_floats(text, option)
+    for value in values:
+        if minimum is not None and value < minimum:
+            raise RobustkitError(f"{option} must be >= {minimum:g}, got {value:g}")
+    return values
 
 
 def parse_names(text: str) -> list[str]:

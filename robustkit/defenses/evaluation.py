@@ -49,6 +49,7 @@ def audit_defense(
     eps: Sequence[float] = (0.3,),
     eps_l2: Sequence[float] | None = None,
     sigmas: Sequence[float] | None = None,
+    eps_l1: Sequence[float] | None = None,
     steps: int | None = None,
     restarts: int | None = None,
     eot_samples: int = 8,
@@ -82,7 +83,14 @@ def audit_defense(
     defense = defense.to(robust_model.device)
     info = resolve_data(data, num_samples, seed, model=robust_model)
     plan = plan_audit(
-        attacks, suite, steps=steps, restarts=restarts, eps=eps, eps_l2=eps_l2, sigmas=sigmas
+        attacks,
+        suite,
+        steps=steps,
+        restarts=restarts,
+        eps=eps,
+        eps_l2=eps_l2,
+        sigmas=sigmas,
+        eps_l1=eps_l1,
     )
     plan = dataclasses.replace(
         plan,

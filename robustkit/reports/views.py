@@ -18,7 +18,12 @@ from robustkit.auditing.results import (
 )
 
 SIGMA = "\u03c3"
-NORM_LABELS = {"linf": "L\u221e eps", "l2": "L2 eps", "gaussian": f"noise {SIGMA}"}
+NORM_LABELS = {
+    "linf": "L\u221e eps",
+    "l2": "L2 eps",
+    "l1": "L1 eps",
+    "gaussian": f"noise {SIGMA}",
+}
 
 
 def class_name(config: dict[str, Any], index: int) -> str:
@@ -205,7 +210,12 @@ def reproduce_command(config: dict[str, Any]) -> tuple[str, bool]:
     if attacks:
         args += ["--attacks", ",".join(str(a["name"]) for a in attacks)]
     budgets = config.get("budgets", {})
-    for option, norm in (("--eps", "linf"), ("--eps-l2", "l2"), ("--sigmas", "gaussian")):
+    for option, norm in (
+        ("--eps", "linf"),
+        ("--eps-l2", "l2"),
+        ("--eps-l1", "l1"),
+        ("--sigmas", "gaussian"),
+    ):
         if budgets.get(norm):
             args += [option, ",".join(f"{v:g}" for v in budgets[norm])]
     steps = {a["steps"] for a in attacks if "steps" in a and a["name"] != "fgsm"}

@@ -26,7 +26,7 @@ from robustkit.testing import wording
 
 DEFAULT_NUM_SAMPLES = 200
 DEFAULT_ATTACK = "pgd-linf"
-SUITE_NORMS = ("linf", "l2")
+SUITE_NORMS = ("linf", "l2", "l1")
 WORST_CLASSES = 3
 
 Data = str | DatasetInfo | Dataset | tuple[Tensor, Tensor]
@@ -37,11 +37,11 @@ class Requirement:
     """Robust accuracy of at least ``min_accuracy`` at budget ``eps`` under ``attack``, under the
     attacks of ``suite``, or under both: the worst case over all of them is what counts.
 
-    ``eps`` is measured in the attack's norm (L-inf, L2, or the noise sigma); with a suite alone,
-    in ``norm`` (``"linf"``, the default, or ``"l2"``). Without a suite the attack defaults to
-    ``pgd-linf``. ``allow_flags`` names sanity-check codes accepted knowingly: any other check
-    of severity error fails the requirement whatever the accuracy. Invalid values raise
-    RobustkitError at construction, so a bad marker fails at collection.
+    ``eps`` is measured in the attack's norm (L-inf, L2, L1, or the noise sigma); with a suite
+    alone, in ``norm`` (``"linf"``, the default, ``"l2"`` or ``"l1"``). Without a suite the
+    attack defaults to ``pgd-linf``. ``allow_flags`` names sanity-check codes accepted
+    knowingly: any other check of severity error fails the requirement whatever the accuracy.
+    Invalid values raise RobustkitError at construction, so a bad marker fails at collection.
     """
 
     eps: float
@@ -100,7 +100,7 @@ class Requirement:
         norm = self.threat_norm
         if norm not in SUITE_NORMS:
             raise RobustkitError(
-                f"suite {suite.name!r} holds L-inf and L2 attacks, not {norm} ones: check "
+                f"suite {suite.name!r} holds L-inf, L2 and L1 attacks, not {norm} ones: check "
                 f"{self.attack_label} in a requirement of its own"
             )
         names = [a.name for a in suite.attacks([norm])]
@@ -348,7 +348,7 @@ def measure(
         # a user's own data: num_samples caps it, however small it is
         data = resolve_data(data, None, seed)
         num_samples = min(num_samples, len(data.dataset))  # type: ignore[arg-type]
-    budgets: dict[str, Sequence[float]] = {"linf": (), "l2": (), "gaussian": ()}
+    budgets: dict[str, Sequence[float]] = {"linf": (), "l2": (), "l1": (), "gaussian": ()}
     budgets[requirement.threat_norm] = [requirement.eps]
     result = audit(
         model,
@@ -357,6 +357,7 @@ def measure(
         suite=requirement.suite,
         eps=budgets["linf"],
         eps_l2=budgets["l2"],
+        eps_l1=budgets["l1"],
         sigmas=budgets["gaussian"],
         num_samples=num_samples,
         device=device,

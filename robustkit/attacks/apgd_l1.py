@@ -1,0 +1,251 @@
+"""APGD under an L1 budget, as AutoAttack runs it (Croce & Hein, ICML 2021, "Mind the box:
+l1-APGD for sparse adversarial attacks on image classifiers").
+
+The L1 ball's steepest ascent moves one coordinate, and the ball meets the pixel box in a shape
+whose corners are sparse, so L1-APGD steps along the signs of the gradient's largest coordinates
+(a share k of them, set from the sparsity of the best point so far) scaled to unit L1 norm, and
+projects exactly onto ball and box together. Every few steps (4% of the run) it resets the step
+size to eps and goes back to its best point where that point became sparser (the search is
+finding a smaller support), else shrinks the step by 1.5 (down to eps / 10). There is no momentum.
+With ``large_reps`` a run spends 30% of its steps at 3 x eps, 30% at 2 x eps and the rest at eps,
+each stage starting from the best point of the last projected onto its ball: the larger balls
+find the support, the last one the adversarial. Only the last stage's points count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from robustkit.attacks.apgd import AutoPGD, AutoPGDTargeted, _RunOutcome
+from robustkit.attacks.geometry import per_sample
+from robustkit.attacks.l1_ball import (
+    l1_box_project,
+    l1_random_start,
+    l1_sign_direction,
+    l1_sparsify,
+)
+from robustkit.attacks.registry import register_attack
+
+CHECK_SHARE = 0.04  # the share of a stage's steps between two step-size checks
+SPARSER = 0.95  # the best point counts as sparser when its support shrank below this share
+SHRINK = 1.5  # step-size divisor, and the support share k = support / size / SHRINK
+MIN_STEP = 0.1  # the smallest step, relative to the stage's eps
+FIRST_SHARE = 0.2  # the support share of a cold start
+LARGE_REPS = ((3.0, 0.3), (2.0, 0.3))  # (eps multiple, share of the steps) before the last stage
+
+
+def large_reps_stages(steps: int) -> list[tuple[float, int]]:
+    """(eps multiple, steps) per stage: 30% of the steps at 3 x eps, 30% at 2 x eps, the rest
+    at eps; a run too short for three stages stays at eps."""
+    early = [(scale, math.ceil(share * steps)) for scale, share in LARGE_REPS]
+    rest = steps - sum(count for _, count in early)
+    return [*early, (1.0, rest)] if rest >= 1 else [(1.0, steps)]
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """The points still in a stage and their search state."""
+
+    index: Tensor
+    x0: Tensor
+    labels: Tensor
+    aim: Tensor | None
+    goal: Tensor | None
+    x: Tensor
+    grad: Tensor
+    best_x: Tensor
+    best_grad: Tensor
+    best_loss: Tensor
+    step_size: Tensor
+    share: Tensor  # the share of coordinates the next step moves
+    support: Tensor  # the support size of the best point at the last check
+
+
+_T = TypeVar("_T")
+
+
+def _rows(state: _T, keep: Tensor) -> _T:
+    """The state of the points in ``keep`` only: every tensor field sliced."""
+    sliced: dict[str, Any] = {
+        field.name: value[keep]
+        for field in dataclasses.fields(state)  # type: ignore[arg-type]
+        if isinstance(value := getattr(state, field.name), Tensor)
+    }
+    return dataclasses.replace(state, **sliced)  # type: ignore[type-var]
+
+
+def _support(delta: Tensor) -> Tensor:
+    return (delta != 0).flatten(1).sum(dim=1).float()
+
+
+@dataclass(frozen=True, kw_only=True)
+class _AutoPGDL1(AutoPGD):
+    """L1-APGD: sparse sign steps, exact projection onto ball and box, AutoAttack's schedule;
+    ``large_reps`` for the 3x / 2x / 1x eps stages (AutoAttack's standard L1 setting)."""
+
+    norm = "l1"
+    large_reps: bool = True
+
+    def _random_start(self, x0: Tensor, eps: float) -> Tensor:
+        return l1_random_start(x0, eps)
+
+    def _direction(self, grad: Tensor) -> Tensor:
+        return l1_sign_direction(grad)
+
+    def _project(self, x: Tensor, x0: Tensor, eps: float) -> Tensor:
+        return l1_box_project(x, x0, eps)
+
+    def _single_run(
+        self,
+        model: nn.Module,
+        x0: Tensor,
+        labels: Tensor,
+        aim: Tensor | None,
+        goal: Tensor | None,
+        eps: float,
+    ) -> _RunOutcome:
+        stages = large_reps_stages(self.steps) if self.large_reps else [(1.0, self.steps)]
+        out = _RunOutcome(
+            x_adv=x0.clone(),
+            success=torch.zeros(len(x0), dtype=torch.bool, device=x0.device),
+            objective=torch.empty(len(x0), device=x0.device),
+            share=torch.zeros(len(x0), device=x0.device),
+        )
+        x = self._random_start(x0, stages[0][0] * eps)
+        for number, (scale, steps) in enumerate(stages):
+            final = number == len(stages) - 1
+            x = self._stage(
+                model,
+                x0,
+                labels,
+                aim,
+                goal,
+                x,
+                scale * eps,
+                steps,
+                warm=self.large_reps,
+                out=out if final else None,
+            )
+        return out
+
+    def _stage(
+        self,
+        model: nn.Module,
+        x0: Tensor,
+        labels: Tensor,
+        aim: Tensor | None,
+        goal: Tensor | None,
+        start: Tensor,
+        eps: float,
+        steps: int,
+        *,
+        warm: bool,
+        out: _RunOutcome | None,
+    ) -> Tensor:
+        """``steps`` steps in the eps-ball from ``start`` (projected); returns the best point
+        of every input. With ``out`` (the last stage) successes count: the first of each point
+        is written there and the point leaves; the others leave their best point."""
+        n, size = len(x0), x0[0].numel()
+        x = self._project(start, x0, eps)
+        loss, fooled, grad = self._evaluate(model, x, labels, aim, goal, need_grad=True)
+        broken = fooled == 1  # fools every judging pass
+        assert grad is not None  # asked for
+        support = _support(x - x0) if warm else torch.full((n,), float(size), device=x0.device)
+        share = support / size / SHRINK if warm else torch.full_like(support, FIRST_SHARE)
+        state = _Stage(
+            index=torch.arange(n, device=x0.device),
+            x0=x0,
+            labels=labels,
+            aim=aim,
+            goal=goal,
+            x=x,
+            grad=grad,
+            best_x=x,
+            best_grad=grad,
+            best_loss=loss,
+            step_size=torch.full_like(loss, eps),
+            share=share,
+            support=support,
+        )
+        best_x = x.clone()
+        every = max(int(CHECK_SHARE * steps), 1)
+        for step in range(steps + 1):
+            if out is not None and bool(broken.any()):
+                done = state.index[broken]
+                out.x_adv[done] = state.x[broken]
+                out.success[done] = True
+                out.share[done] = 1.0
+                out.objective[done] = loss[broken]
+                keep = ~broken
+                state, loss = _rows(state, keep), loss[keep]
+                if state.index.numel() == 0:
+                    return best_x
+            if step == steps:
+                break
+            with torch.no_grad():
+                ascent = self._direction(l1_sparsify(state.grad, state.share))
+                moved = state.x + per_sample(state.step_size, state.x) * ascent
+                x = self._project(moved, state.x0, eps)
+            last = step == steps - 1
+            loss, fooled, grad = self._evaluate(
+                model, x, state.labels, state.aim, state.goal, need_grad=not last
+            )
+            broken = fooled == 1
+            state = self._observe(state, x, loss, state.grad if grad is None else grad)
+            if (step + 1) % every == 0:
+                state = self._check(state, eps, size)
+        best_x[state.index] = state.best_x
+        if out is not None:
+            out.x_adv[state.index] = state.best_x
+            out.objective[state.index] = state.best_loss
+        return best_x
+
+    @staticmethod
+    def _observe(state: _Stage, x: Tensor, loss: Tensor, grad: Tensor) -> _Stage:
+        """Move to ``x`` and record it where its loss beats the best."""
+        improved = loss > state.best_loss
+        mask = per_sample(improved, x)
+        return dataclasses.replace(
+            state,
+            x=x,
+            grad=grad,
+            best_x=torch.where(mask, x, state.best_x),
+            best_grad=torch.where(mask, grad, state.best_grad),
+            best_loss=torch.where(improved, loss, state.best_loss),
+        )
+
+    @staticmethod
+    def _check(state: _Stage, eps: float, size: int) -> _Stage:
+        """AutoAttack's L1 step-size check: where the best point got sparser, reset the step to
+        eps and go back to it; elsewhere shrink the step. The next steps move a share of the
+        coordinates set by the best point's support."""
+        support = _support(state.best_x - state.x0)
+        sparser = support / state.support.clamp_min(1.0) < SPARSER
+        step = torch.where(sparser, eps, state.step_size / SHRINK).clamp(MIN_STEP * eps, eps)
+        back = per_sample(sparser, state.x)
+        return dataclasses.replace(
+            state,
+            x=torch.where(back, state.best_x, state.x),
+            grad=torch.where(back, state.best_grad, state.grad),
+            step_size=step,
+            share=support / size / SHRINK,
+            support=support,
+        )
+
+
+@register_attack("apgd-ce-l1")
+@dataclass(frozen=True, kw_only=True)
+class APGDCEL1(_AutoPGDL1):
+    """L1-APGD on the cross-entropy loss (AutoAttack's first L1 attack, with large reps)."""
+
+
+@register_attack("apgd-t-l1")
+@dataclass(frozen=True, kw_only=True)
+class APGDTL1(_AutoPGDL1, AutoPGDTargeted):
+    """L1-APGD-T: the targeted DLR loss towards each runner-up class in turn, with large reps."""
