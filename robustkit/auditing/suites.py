@@ -92,10 +92,10 @@ _QUICK: tuple[AttackSpec, ...] = (
 )
 
 # L1 (AutoAttack's L1 version, every APGD run with its 3x / 2x / 1x eps stages), compared in
-# benchmarks/vs_autoattack.py --norm l1 (README, "The L1 ball"): on zoo:mnist-robust at eps 10
-# it left 15.0% robust where AutoAttack's L1 version left 7.0%: FAB-T-L1 (18.2% alone against
-# AutoAttack's 14.1%; 12.1% with 3 restarts) and the racing Square fall short. Not yet as strong
-# as the reference.
+# benchmarks/vs_autoattack.py --norm l1 (README, "The L1 ball"). With one FAB-T-L1 run and a
+# racing Square the suite left 15.0% on zoo:mnist-robust at eps 10 where AutoAttack's L1 version
+# left 7.0%; with 3 FAB-T restarts and Square on every point it leaves 8.0% (eps 15: 2.0%, as
+# AutoAttack).
 _STANDARD_L1: tuple[AttackSpec, ...] = (
     ("apgd-ce-l1", {"steps": 100, "restarts": 5}),
     ("apgd-t-l1", {"steps": 100, "num_targets": 5}),
