@@ -30,7 +30,9 @@ def load_reference() -> Any:
         raise RobustkitError(
             "the cross-check needs the imagecorruptions package: pip install 'robustkit[test]'"
         )
-    if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
+    shimmed = "pkg_resources" not in sys.modules
+    shimmed = shimmed and importlib.util.find_spec("pkg_resources") is None
+    if shimmed:
         shim = types.ModuleType("pkg_resources")
 
         def resource_filename(package: str, name: str) -> str:
@@ -44,6 +46,8 @@ def load_reference() -> Any:
         np.float_ = np.float64  # type: ignore[attr-defined]
     module = importlib.import_module("imagecorruptions")
     corruptions = importlib.import_module("imagecorruptions.corruptions")
+    if shimmed:  # imagecorruptions holds its own reference; others (pytest) must not see the shim
+        del sys.modules["pkg_resources"]
     from skimage.filters import gaussian
 
     def gaussian_compat(image: Any, *args: Any, multichannel: bool | None = None, **kw: Any) -> Any:
