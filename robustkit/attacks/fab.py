@@ -60,10 +60,11 @@ class _FABTargeted(Attack):
     beta: float = 0.9  # backward step towards the original after a success
     stop_within_eps: bool = False  # a point leaves its run once its adversarial is within eps
     # Escalation (0: off): after the ``steps`` runs, the ``escalation_probe`` unbroken points
-    # closest to the boundary get runs of ``escalation_steps``; if that breaks any of them,
-    # every unbroken point gets them.
+    # closest to the boundary get runs of ``escalation_steps``; if that breaks at least
+    # ``escalation_yield`` of them, every unbroken point gets them.
     escalation_steps: int = 0
     escalation_probe: int = 16
+    escalation_yield: float = 0.25
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.restarts < 1 or self.num_targets < 1:
@@ -75,11 +76,13 @@ class _FABTargeted(Attack):
         if not 0.0 < self.beta < 1.0:
             raise RobustkitError(f"beta must lie in (0, 1), got {self.beta:g}")
         if self.escalation_steps and (
-            self.escalation_steps <= self.steps or self.escalation_probe < 1
+            self.escalation_steps <= self.steps
+            or self.escalation_probe < 1
+            or not 0 < self.escalation_yield <= 1
         ):
             raise RobustkitError(
-                "escalation_steps must exceed steps (or be 0 for no escalation) and "
-                "escalation_probe must be >= 1"
+                "escalation_steps must exceed steps (or be 0 for no escalation), "
+                "escalation_probe must be >= 1 and escalation_yield in (0, 1]"
             )
 
     def _rate(self, weight: Tensor) -> Tensor:
@@ -116,9 +119,11 @@ class _FABTargeted(Attack):
     def _escalate(self, search: _Search, goals: list[Tensor]) -> None:
         """Longer runs where the short ones fell short: first on the unbroken points closest to
         the boundary (their smallest adversarial so far), towards the target that found it; if
-        that breaks any, on every unbroken point and target. FAB's first adversarial can lie far
-        outside eps (a misleading gradient puts the linearised boundary far away), and each
-        success steps back by only ``beta``, so a short run may end outside eps."""
+        that breaks at least ``escalation_yield`` of them, on every unbroken point and target.
+        FAB's first adversarial can lie far outside eps (a misleading gradient puts the
+        linearised boundary far away), and each success steps back by only ``beta``, so a short
+        run may end outside eps. Where the probe breaks only a stray point, the long runs would
+        cost ten times the short ones for as little."""
         best = search.best
         unbroken = best.radius > search.eps
         count = min(self.escalation_probe, int(unbroken.sum()))
@@ -128,8 +133,9 @@ class _FABTargeted(Attack):
         probe = torch.zeros_like(unbroken)
         probe[closest.indices] = True
         search.run([search.closest_goal], self.escalation_steps, probe)
-        if bool((best.radius[probe] <= search.eps).any()):
-            log.debug("FAB escalated to %d steps on every unbroken point", self.escalation_steps)
+        broken = int((best.radius[probe] <= search.eps).sum())
+        if broken >= self.escalation_yield * count:
+            log.debug("FAB probe broke %d of %d: escalating every unbroken point", broken, count)
             search.run(goals, self.escalation_steps, best.radius > search.eps)
 
     def _target_classes(
