@@ -6,24 +6,25 @@ The gradient budgets were chosen by measurement (``benchmarks/vs_autoattack.py``
 steps, where the CE attack is cheap and breaks most points, then 20 steps per target for APGD-T and
 10 for FAB-T, escalated to AutoAttack's 100 where they fall short: after the 10-step runs, the 16
 unbroken points closest to the boundary get a 100-step run, and if that breaks at least a quarter
-of them, every unbroken point gets 100-step runs. On ``zoo:mnist-robust`` under L2 eps 2 FAB's first adversarial
-lies near radius 19 and steps back by 0.9 per success: 10 steps broke none of the points APGD left,
-100 steps broke 95% of them (as AutoAttack's FAB-T does); under L-inf eps 0.3 the probe breaks
-one or two of 16 (escalating on any break made the suite five times slower there for nothing).
-FAB-T leaves a run as soon as its adversarial lies within eps (a cascade needs only the verdict). Square keeps its 5,000 queries for the points
-that can use them: on the bundled robust MNIST model it breaks points every gradient attack missed
-until its last thousand queries, and cutting every point to 1,000 or 2,000 queries left robust
-accuracy above AutoAttack's. Instead it races (``benchmarks/square_race.py``): after 250 queries
-only the quarter of the points with the highest margin keeps searching, after 1,000 the top tenth;
-that broke the same points as the full search at a sixth of its forward passes. The race stops
-narrowing once Square has broken 5% of its points (under an L2 budget of 2 the same model loses 644
-of 877 points to Square, and racing there broke only 374). ``plus`` runs the original AutoAttack's
-reference budgets (100 steps everywhere) with restarts, untargeted APGD-DLR and two full Square
-runs; ``quick`` is a smoke check for CI that is not an evaluation.
+of them, every unbroken point gets 100-step runs. On ``zoo:mnist-robust`` under L2 eps 2 FAB's
+first adversarial lies near radius 19 and steps back by 0.9 per success: 10 steps broke none of the
+points APGD left, 100 steps broke 95% of them (as AutoAttack's FAB-T does); under L-inf eps 0.3 the
+probe breaks one or two of 16 (escalating on any break made the suite five times slower there for
+nothing). FAB-T leaves a run as soon as its adversarial lies within eps (a cascade needs only the
+verdict). Square keeps its 5,000 queries for the points that can use them: on the bundled robust
+MNIST model it breaks points every gradient attack missed until its last thousand queries, and
+cutting every point to 1,000 or 2,000 queries left robust accuracy above AutoAttack's. Instead it
+races (``benchmarks/square_race.py``): after 250 queries only the quarter of the points with the
+highest margin keeps searching, after 1,000 the top tenth; that broke the same points as the full
+search at a sixth of its forward passes. The race stops narrowing once Square has broken 5% of its
+points (under an L2 budget of 2 the same model loses 644 of 877 points to Square, and racing there
+broke only 374). ``plus`` runs the original AutoAttack's reference budgets (100 steps everywhere)
+with restarts, untargeted APGD-DLR and two full Square runs; ``quick`` is a smoke check for CI that
+is not an evaluation.
 
-``rand`` is AutoAttack's version for randomized models: APGD-CE, then APGD-DLR, each with EOT
-(the loss and its gradient averaged over ``eot_samples`` passes, 20 by default); the audit gives
-it to a model its randomness probe finds randomized, and judges every point over fresh passes
+``rand`` is AutoAttack's version for randomized models: APGD-CE, then APGD-DLR, each with EOT (the
+loss and its gradient averaged over ``eot_samples`` passes, 20 by default); the audit gives it to a
+model its randomness probe finds randomized, and judges every point over fresh passes
 (:mod:`robustkit.models.passes`).
 """
 
