@@ -219,12 +219,7 @@ class _FABTargeted(Attack):
         theta is found by sorting the coordinates by where they saturate and searching the
         cumulative progress.
         """
-        low, high = BOUNDS
-        flip = torch.where(change < 0, -1.0, 1.0)
-        weight = weight * flip[:, None]
-        change = change * flip
-        magnitude = weight.abs()
-        room = torch.where(weight > 0, high - points, points - low).clamp_min(0.0)
+        weight, change, magnitude, room = oriented_change(points, weight, change)
         rate = self._rate(magnitude)
         slope = magnitude * rate  # progress per unit theta while unsaturated
         moving = slope > 0
@@ -315,3 +310,16 @@ class FABTargetedL2(_FABTargeted):
     def _random_direction(self, like: Tensor) -> Tensor:
         direction = torch.randn_like(like)
         return direction / per_sample(perturbation_norm(direction, "l2").clamp_min(1e-12), like)
+
+
+def oriented_change(
+    points: Tensor, weight: Tensor, change: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The hyperplane constraint ``weight . d = change`` per row, signed so that ``change`` is
+    non-negative; with each coordinate's ``|w_i|`` and its room to the box in the direction that
+    helps."""
+    low, high = BOUNDS
+    flip = torch.where(change < 0, -1.0, 1.0)
+    weight = weight * flip[:, None]
+    room = torch.where(weight > 0, high - points, points - low).clamp_min(0.0)
+    return weight, change * flip, weight.abs(), room

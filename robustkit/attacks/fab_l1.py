@@ -15,10 +15,9 @@ import torch
 from torch import Tensor
 
 from robustkit.attacks.base import perturbation_norm
-from robustkit.attacks.fab import _FABTargeted
+from robustkit.attacks.fab import _FABTargeted, oriented_change
 from robustkit.attacks.geometry import per_sample
 from robustkit.attacks.registry import register_attack
-from robustkit.models.wrapper import BOUNDS
 
 
 @register_attack("fab-t-l1")
@@ -36,12 +35,7 @@ class FABTargetedL1(_FABTargeted):
         """Per row, the smallest L1 displacement d with weight . d = change and points + d
         inside the box: the coordinates filled to the box in decreasing |w_i|, the last one
         partly; where the box makes that impossible, every coordinate at the box."""
-        low, high = BOUNDS
-        flip = torch.where(change < 0, -1.0, 1.0)
-        weight = weight * flip[:, None]
-        change = change * flip
-        magnitude = weight.abs()
-        room = torch.where(weight > 0, high - points, points - low).clamp_min(0.0)
+        weight, change, magnitude, room = oriented_change(points, weight, change)
         order = magnitude.argsort(dim=1, descending=True)
         gains = (magnitude * room).gather(1, order)  # progress of each coordinate filled
         reach = gains.cumsum(dim=1)
