@@ -9,10 +9,9 @@ from typing import Any
 
 from robustkit.attacks import Attack
 from robustkit.auditing.inputs import build_attack
-from robustkit.auditing.suites import DEFAULT_SUITE, get_suite
+from robustkit.auditing.suites import DEFAULT_ATTACKS, DEFAULT_SUITE, get_suite
 from robustkit.errors import RobustkitError
 
-DEFAULT_ATTACKS = ("fgsm", "pgd-linf", "pgd-l2", "gaussian-noise")  # the diagnostics
 DEFAULT_BUDGETS: dict[str, tuple[float, ...]] = {
     "linf": (0.1, 0.2, 0.3),
     "l2": (1.0, 2.0, 3.0),

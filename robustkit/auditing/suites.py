@@ -32,10 +32,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from robustkit.attacks import Attack, create_attack
 from robustkit.registry import unknown_name_error
+
+if TYPE_CHECKING:  # the attacks (and torch) load when a suite builds them, not at import
+    from robustkit.attacks import Attack
 
 AttackSpec = tuple[str, dict[str, Any]]
 
@@ -53,6 +55,8 @@ class Suite:
 
     def attacks(self, norms: Sequence[str]) -> list[Attack]:
         """The suite's attacks for the given norms (L-inf, L2, then L1), freshly built."""
+        from robustkit.attacks import create_attack
+
         specs = {"linf": self.linf, "l2": self.l2, "l1": self.l1}
         return [
             create_attack(name, **kwargs)
@@ -145,6 +149,7 @@ SUITES: dict[str, Suite] = {
     ),
 }
 DEFAULT_SUITE = "standard"
+DEFAULT_ATTACKS = ("fgsm", "pgd-linf", "pgd-l2", "gaussian-noise")  # the diagnostics beside it
 RANDOMIZED_SUITE = "rand"  # the default for a model the randomness probe finds randomized
 
 
