@@ -7,14 +7,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from robustkit.attacks import list_attacks
 from robustkit.commands.console import print_table, stdout
-from robustkit.generative.zoo import GENERATOR_ZOO
-from robustkit.models import list_zoo_models
 
 
 def attacks_command(pattern: Annotated[str, typer.Argument()] = "*") -> None:
     """List the registered attacks."""
+    from robustkit.attacks import list_attacks
+
     for name in list_attacks(pattern):
         stdout.print(name)
 
@@ -22,6 +21,9 @@ def attacks_command(pattern: Annotated[str, typer.Argument()] = "*") -> None:
 def models_command() -> None:
     """List every bundled artefact: classifiers (--model zoo:NAME) and generators
     (--defense manifold:zoo:NAME, train --generator zoo:NAME)."""
+    from robustkit.generative.zoo import GENERATOR_ZOO
+    from robustkit.models import list_zoo_models
+
     table = Table(
         title="bundled models",
         caption="classifiers: --model zoo:NAME; generators: --defense manifold:zoo:NAME or "

@@ -8,22 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from robustkit.commands.console import logging_to, stderr, stdout
 from robustkit.commands.options import DataRoot
-from robustkit.data import dataset_tensors, load_dataset
 from robustkit.errors import RobustkitError
-from robustkit.generative.generators import (
-    ARCHS,
-    GeneratorConfig,
-    save_generator,
-)
-from robustkit.generative.training import GANStep, GANTrainConfig, train_gan
-from robustkit.models import load_model
-from robustkit.progress import progress_bar
+
+if TYPE_CHECKING:  # torch and the GAN code load when the command runs: --help stays quick
+    from robustkit.generative.training import GANStep
 
 GAN_DATASETS = ("mnist", "fashion-mnist")
 DEFAULT_CLASSIFIERS = {"mnist": "zoo:mnist-cnn"}
@@ -58,6 +52,11 @@ def train_gan_command(
     seed: Annotated[int, typer.Option(help="seed for init, batches and latents")] = 0,
 ) -> None:
     """Train a DCGAN or WGAN-GP generator for the manifold-projection defense."""
+    from robustkit.data import dataset_tensors, load_dataset
+    from robustkit.generative.generators import ARCHS, GeneratorConfig, save_generator
+    from robustkit.generative.training import GANTrainConfig, train_gan
+    from robustkit.models import load_model
+
     if dataset not in GAN_DATASETS:
         raise RobustkitError(f"train-gan supports {', '.join(GAN_DATASETS)}, not {dataset!r}")
     if arch not in ARCHS:
@@ -93,6 +92,8 @@ def train_gan_command(
 @contextmanager
 def _progress() -> Iterator[Callable[[GANStep], None]]:
     """A Rich progress bar on stderr (only on a terminal) and the callback that drives it."""
+    from robustkit.progress import progress_bar
+
     bar = progress_bar("train-gan", stats=True)
     task = bar.add_task("train-gan", total=None, stats="")
 

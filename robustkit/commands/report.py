@@ -11,8 +11,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from robustkit.reports import report_from_dirs
-
 DEFAULT_NAME = "report.html"
 
 
@@ -29,6 +27,8 @@ def report_command(
     ] = None,
 ) -> None:
     """Write one self-contained HTML report; several folders compare models side by side."""
+    from robustkit.reports import report_from_dirs
+
     if out is None:
         out = dirs[0] / DEFAULT_NAME if len(dirs) == 1 else Path("robustkit-report.html")
     path = report_from_dirs(dirs, out)
