@@ -148,6 +148,7 @@ def audit(
         "model": robust_model.name,
         "weights": module_digest(robust_model),
         "execution": dataclasses.asdict(robust_model.execution),
+        "outputs": dataclasses.asdict(robust_model.outputs),
         "dataset": info.name,
         "samples": dataset_digest(info.dataset),
         **engine_manifest(plan, batch_size, seed),

@@ -108,4 +108,6 @@ def describe_model(model: RobustModel) -> dict[str, Any]:
         "mean": None if model.mean is None else model.mean.flatten().tolist(),
         "std": None if model.std is None else model.std.flatten().tolist(),
         "execution": dataclasses.asdict(model.execution),
+        "output_index": model.outputs.index,
+        "output_key": model.outputs.key,
     }

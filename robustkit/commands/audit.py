@@ -37,6 +37,8 @@ from robustkit.commands.options import (
     DataRoot,
     Device,
     Labels,
+    OutputIndex,
+    OutputKey,
     Precision,
     Seed,
     parse_budgets,
@@ -73,6 +75,8 @@ def audit_command(
     ] = False,
     mean: Annotated[str | None, typer.Option(help="normalisation mean, e.g. 0.1307")] = None,
     std: Annotated[str | None, typer.Option(help="normalisation std, e.g. 0.3081")] = None,
+    output_index: OutputIndex = None,
+    output_key: OutputKey = None,
     dataset: Annotated[
         str,
         typer.Option(
@@ -234,6 +238,8 @@ def audit_command(
         std=parse_floats(std, "--std") if std else None,
         device=device,
         execution=Execution(precision, channels_last, compile_forward),
+        output_index=output_index,
+        output_key=output_key,
     )
     info = load_dataset(
         dataset,

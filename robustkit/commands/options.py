@@ -30,6 +30,22 @@ ChannelsLast = Annotated[
 Compile = Annotated[
     bool, typer.Option("--compile/--no-compile", help="torch.compile the model's forward")
 ]
+OutputIndex = Annotated[
+    int | None,
+    typer.Option(
+        help="a model returning a tuple or list: the element holding the logits "
+        "(a dict: the value in its order) [default: 0]",
+        show_default=False,
+    ),
+]
+OutputKey = Annotated[
+    str | None,
+    typer.Option(
+        help="a model returning a dict or an object: the key or attribute holding the logits "
+        "[default: logits]",
+        show_default=False,
+    ),
+]
 
 
 def parse_floats(text: str, option: str) -> list[float]:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from robustkit.commands.console import logging_to, recorded_command, stderr, stdout
-from robustkit.commands.options import DataRoot, Device
+from robustkit.commands.options import DataRoot, Device, OutputIndex, OutputKey
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import check_classifier
@@ -30,6 +30,8 @@ def train_command(
             "fine-tune (zoo:NAME, file.py:factory, ...)"
         ),
     ] = "arch:fast-mnist",
+    output_index: OutputIndex = None,
+    output_key: OutputKey = None,
     dataset: Annotated[
         str, typer.Option(help="mnist, fashion-mnist, cifar10 or imagefolder:PATH")
     ] = "mnist",
@@ -91,7 +93,9 @@ def train_command(
     if resume is not None and not resume.is_file():
         raise RobustkitError(f"--resume {resume} not found: give the .ckpt.pt of the run")
     info = load_dataset(dataset, root=data_root, train=True, num_samples=num_samples, seed=seed)
-    robust_model = initial_model(model, info, seed=seed, device=device)
+    robust_model = initial_model(
+        model, info, seed=seed, device=device, output_index=output_index, output_key=output_key
+    )
     first, _ = info.dataset[0]
     check_classifier(robust_model, first.unsqueeze(0).to(robust_model.device))
     meta = {"model_spec": model, "command": recorded_command()}

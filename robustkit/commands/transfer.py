@@ -18,7 +18,7 @@ from torch import nn
 from robustkit.attacks import attack_class
 from robustkit.auditing.results import ensure_writable_dir
 from robustkit.commands.console import print_table, recorded_command, stdout
-from robustkit.commands.options import DataRoot, Device
+from robustkit.commands.options import DataRoot, Device, OutputIndex, OutputKey
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import load_model
@@ -33,6 +33,8 @@ def transfer_command(
     models: Annotated[
         str, typer.Option(help="comma-separated model specs (zoo:NAME, file.py:factory, ...)")
     ] = "zoo:mnist-cnn",
+    output_index: OutputIndex = None,
+    output_key: OutputKey = None,
     sklearn: Annotated[
         str, typer.Option(help="scikit-learn models to train: " + ",".join(KINDS))
     ] = "",
@@ -68,7 +70,10 @@ def transfer_command(
             raise RobustkitError(
                 f"unknown --sklearn model {kind!r}: choose from {', '.join(KINDS)}"
             )
-    nets: dict[str, nn.Module] = {spec: load_model(spec, device=device) for spec in _names(models)}
+    nets: dict[str, nn.Module] = {
+        spec: load_model(spec, device=device, output_index=output_index, output_key=output_key)
+        for spec in _names(models)
+    }
     info = load_dataset(dataset, root=data_root, num_samples=num_samples, seed=seed)
     targets: dict[str, nn.Module] = dict(nets)
     if kinds:

@@ -153,6 +153,7 @@ def _manifest(
         "defense_weights": module_digest(defense),
         "projection": repr(getattr(defense, "projection", None)),
         "execution": dataclasses.asdict(classifier.execution),
+        "outputs": dataclasses.asdict(classifier.outputs),
         "eot_samples": eot_samples,
         "dataset": info.name,
         "samples": dataset_digest(info.dataset),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -13,7 +15,8 @@ RANDOM_TOL = 1e-4  # relative change of logits between two passes that makes a m
 
 
 def check_classifier(model: nn.Module, sample: Tensor) -> int:
-    """Run ``model`` on a small batch of [0, 1] pixels (N, C, H, W) and check it returns logits.
+    """Run ``model`` on a small batch of [0, 1] pixels (N, C, H, W) and check it returns logits,
+    not probabilities (a softmax, or a binary model's sigmoid).
 
     Returns the number of classes.
     """
@@ -32,17 +35,14 @@ def check_classifier(model: nn.Module, sample: Tensor) -> int:
         )
     was_training = model.training
     model.eval()
+    sample = sample.to(device_of(model))
     try:
-        with torch.no_grad():
-            out = model(sample.to(device_of(model)))
-    except torch.cuda.OutOfMemoryError:
-        raise
-    except RuntimeError as exc:
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        raise _mismatch(name, shape, lines[0] if lines else type(exc).__name__) from exc
+        out = _forward(model, sample, name, shape)
+        _check_logits(name, out, len(sample), getattr(model, "num_classes", None))
+        if _one_output_in_unit_range(out):
+            _check_sigmoid(name, model, sample)
     finally:
         model.train(was_training)
-    _check_logits(name, out, len(sample), getattr(model, "num_classes", None))
     return int(out.shape[1])
 
 
@@ -63,6 +63,18 @@ def check_deterministic(model: nn.Module, sample: Tensor) -> None:
             "its randomness (dropout or batch statistics left on?), or pass --randomized to "
             "audit it as a randomized model"
         )
+
+
+def _forward(model: nn.Module, sample: Tensor, name: str, shape: tuple[int, ...]) -> Any:
+    """The model's output on ``sample``; a runtime error there is an input-shape mismatch."""
+    try:
+        with torch.no_grad():
+            return model(sample)
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except RuntimeError as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise _mismatch(name, shape, lines[0] if lines else type(exc).__name__) from exc
 
 
 def _check_logits(name: str, out: object, batch: int, num_classes: int | None) -> None:
@@ -92,6 +104,33 @@ def _check_logits(name: str, out: object, batch: int, num_classes: int | None) -
     if (out >= 0).all() and ((out.sum(dim=1) - 1).abs() <= _PROB_TOL).all():
         raise RobustkitError(
             f"model {name} returns probabilities: attacks need logits, remove the softmax"
+        )
+
+
+def _one_output_in_unit_range(out: Tensor) -> bool:
+    """Logits [0, z] (a binary model's one output, see OutputSelector) with every z in [0, 1]."""
+    out = out.detach()
+    return out.shape[1] == 2 and bool((out[:, 0] == 0).all()) and _in_unit_range(out[:, 1])
+
+
+def _in_unit_range(values: Tensor) -> bool:
+    return bool(((values >= 0) & (values <= 1)).all())
+
+
+def _check_sigmoid(name: str, model: nn.Module, sample: Tensor) -> None:
+    """Refuse a binary model whose one output stays in [0, 1] even on the two images its
+    gradient pushes hardest up and down (each pixel at 0 or 1): a sigmoid probability, where a
+    logit on one sample may fall in [0, 1] by chance but not on both extremes."""
+    with torch.enable_grad():
+        x = sample.detach().clone().requires_grad_(True)
+        z = model(x)[:, 1].sum()
+        grad = torch.autograd.grad(z, x)[0] if z.requires_grad else torch.zeros_like(x)
+    with torch.no_grad():
+        pushed = model(torch.cat([(grad > 0), (grad < 0)]).to(sample.dtype))
+    if _in_unit_range(pushed[:, 1]):
+        raise RobustkitError(
+            f"model {name} returns probabilities (one output per sample, always in [0, 1]: a "
+            "sigmoid?): attacks need logits, remove the sigmoid and return the logit"
         )
 
 

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from robustkit.errors import RobustkitError
 from robustkit.models.classes import ModelClasses, timm_classes, torchvision_classes
 from robustkit.models.execution import Execution
+from robustkit.models.outputs import OutputSelector
 from robustkit.models.wrapper import RobustModel
 
 SPEC_FORMS = (
@@ -42,6 +43,7 @@ class _Built:
     input_shape: tuple[int, int, int] | None = None
     num_classes: int | None = None
     classes: ModelClasses | None = None
+    outputs: OutputSelector | None = None
 
 
 def load_model(
@@ -54,14 +56,21 @@ def load_model(
     device: str | torch.device | None = None,
     num_classes: int | None = None,
     execution: Execution | None = None,
+    output_index: int | None = None,
+    output_key: str | None = None,
 ) -> RobustModel:
     """Build the model named by ``spec``, optionally load ``checkpoint``, and wrap it.
 
     Explicit ``mean``/``std`` override the normalisation the model's library recommends; the
     model's class names come from its library where it has them (timm, torchvision);
-    ``execution`` sets precision, channels_last and torch.compile.
+    ``execution`` sets precision, channels_last and torch.compile; ``output_index`` /
+    ``output_key`` say where the logits are in a tuple, dict or object the model returns
+    (default: what a factory's RobustModel says, else the first element or ``logits``).
     """
+    outputs = OutputSelector(output_index, output_key)  # both given: refused before building
     built = _build(spec.strip(), pretrained=pretrained, num_classes=num_classes)
+    if output_index is None and output_key is None and built.outputs is not None:
+        outputs = built.outputs
     if checkpoint is not None:
         apply_checkpoint(built.module, checkpoint)
     mean = built.mean if mean is None else mean
@@ -77,6 +86,8 @@ def load_model(
         device=device,
         classes=built.classes,
         execution=execution,
+        output_index=outputs.index,
+        output_key=outputs.key,
     )
 
 
@@ -207,6 +218,7 @@ def _from_factory(module: Any, factory: str, where: str, num_classes: int | None
             input_shape=result.input_shape,
             num_classes=result.num_classes,
             classes=result.classes,
+            outputs=result.outputs,
         )
     if not isinstance(result, nn.Module):
         raise RobustkitError(

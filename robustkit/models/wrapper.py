@@ -11,6 +11,7 @@ from robustkit.data.classes import ModelClasses
 from robustkit.errors import RobustkitError
 from robustkit.models.device import resolve_device
 from robustkit.models.execution import Execution
+from robustkit.models.outputs import OutputSelector
 
 BOUNDS = (0.0, 1.0)
 
@@ -21,6 +22,9 @@ class RobustModel(nn.Module):
     Normalisation happens inside ``forward``, so attacks only ever see [0, 1] pixels. ``classes``
     names the outputs where the model's library knows them; ``execution`` sets the precision,
     memory format and compilation of the wrapped model's forward (logits always come back fp32).
+    ``output_index`` / ``output_key`` say where the logits are when the wrapped model returns a
+    tuple, dict or object (default: the first element, the ``logits`` key or attribute); one
+    logit per sample is read as a binary classifier's (see :class:`OutputSelector`).
     """
 
     bounds: tuple[float, float] = BOUNDS
@@ -37,6 +41,8 @@ class RobustModel(nn.Module):
         device: str | torch.device | None = None,
         classes: ModelClasses | None = None,
         execution: Execution | None = None,
+        output_index: int | None = None,
+        output_key: str | None = None,
     ) -> None:
         super().__init__()
         if classes is not None and num_classes not in (None, len(classes)):
@@ -50,6 +56,7 @@ class RobustModel(nn.Module):
         self.num_classes = len(classes) if classes is not None else num_classes
         self.classes = classes
         self.execution = execution or Execution()
+        self.outputs = OutputSelector(output_index, output_key)
         self.mean: Tensor | None
         self.std: Tensor | None
         if (mean is None) != (std is None):
@@ -69,10 +76,8 @@ class RobustModel(nn.Module):
         if self.mean is not None and self.std is not None:
             x = (x - self.mean) / self.std
         with self.execution.autocast(x.device):
-            logits = self.model(self.execution.inputs(x))
-        if self.execution.dtype is not None and isinstance(logits, Tensor):
-            logits = logits.float()
-        return logits
+            output = self.model(self.execution.inputs(x))
+        return self.outputs(output, len(x)).float()
 
     @property
     def device(self) -> torch.device:

@@ -43,10 +43,17 @@ def fresh_model(
 
 
 def initial_model(
-    spec: str, info: DatasetInfo, *, seed: int, device: str | None = None
+    spec: str,
+    info: DatasetInfo,
+    *,
+    seed: int,
+    device: str | None = None,
+    output_index: int | None = None,
+    output_key: str | None = None,
 ) -> RobustModel:
     """``arch:NAME`` as a fresh architecture, any other spec (zoo:NAME, file.py:factory, ...)
-    loaded to fine-tune."""
+    loaded to fine-tune; ``output_index`` / ``output_key`` locate the logits in what the loaded
+    model returns (a fresh architecture returns them)."""
     if spec.startswith(ARCH_PREFIX):
         return fresh_model(spec[len(ARCH_PREFIX) :], info, seed=seed, device=device)
-    return load_model(spec, device=device)
+    return load_model(spec, device=device, output_index=output_index, output_key=output_key)
