@@ -32,7 +32,7 @@ MODES: tuple[Mode, ...] = ("auto", "full", "off")
 PROBE_SHARE = 0.2  # the probes may cost a fifth of the audit ...
 FLOOR_PIXELS = 28 * 28  # ... or what the full probes cost on an MNIST image, if that is more
 GRADIENT_PASS = 3  # a forward and backward pass costs about three forward passes
-FULL_TARGET = "--noise-probes full"
+FULL_OPTION = "--noise-probes full"
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ FULL = ProbePlan()
 LADDERS: dict[str, tuple[int, ...]] = {
     "samples_per_cell": (32, 16, 8, 4),
     "samples_per_class": (8, 4, 2),
-    "steps": (20, 10),
+    "steps": (20, 10, 5),
     "grid": (5, 3),
     "targets": (5, 2),
 }
@@ -131,7 +131,7 @@ def describe_probes(record: Mapping[str, Any]) -> str:
     return (
         f"noise probes cut to the audit's size: {size} (about {record['passes']:,} forward "
         f"passes of the model instead of {record['full_passes']:,}; the attacks take up to "
-        f"{record['audit_passes']:,}); {FULL_TARGET} runs them whole"
+        f"{record['audit_passes']:,}); {FULL_OPTION} runs them whole"
     )
 
 
@@ -140,7 +140,9 @@ def check_mode(mode: bool | str) -> Mode:
     if isinstance(mode, bool):
         return "auto" if mode else "off"
     if mode not in MODES:
-        raise RobustkitError(f"noise probes take auto, full or off, got {mode!r}")
+        raise RobustkitError(
+            f"the noise probes (--noise-probes, noise_probes=) take auto, full or off, got {mode!r}"
+        )
     return mode
 
 
