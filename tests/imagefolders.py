@@ -1,5 +1,5 @@
-"""Tiny image folders for the imagefolder tests: random 32 px PNG or JPEG files, one subfolder
-per class."""
+"""Tiny image folders for the imagefolder tests: random 32 px (or ``size`` px) PNG or JPEG files,
+one subfolder per class."""
 
 from __future__ import annotations
 
@@ -11,14 +11,19 @@ from PIL import Image
 
 
 def write_image_folder(
-    root: Path, folders: Sequence[str], *, per_class: int = 2, suffix: str = ".png"
+    root: Path,
+    folders: Sequence[str],
+    *,
+    per_class: int = 2,
+    suffix: str = ".png",
+    size: int = 32,
 ) -> Path:
     """``per_class`` random images in each of ``folders`` under ``root``; returns ``root``."""
     rng = np.random.default_rng(0)
     for folder in folders:
         (root / folder).mkdir(parents=True)
         for i in range(per_class):
-            pixels = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+            pixels = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(root / folder / f"{i}{suffix}")
     return root
 

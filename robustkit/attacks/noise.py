@@ -4,7 +4,7 @@ mean x sigma grid, and PGD started from pure noise towards a target class."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -19,8 +19,10 @@ from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS, device_of
 
 MAX_NOISE_TARGETS = 10  # PGD-from-noise targets: every class of a 10-class model, 10 of ImageNet's
+GRID_SIDE = 10  # means and sigmas of the pure-noise grid
 BATCH_ELEMENTS = 2**17  # pixels per probe batch: 2 cells of MNIST noise (larger ones thrash caches)
 T = TypeVar("T")
+Advance = Callable[[float], None]  # told each finished group's share of a probe
 
 
 @register_attack("gaussian-noise")
@@ -70,6 +72,11 @@ def pure_noise(
     return (mean + sigma * torch.randn(shape, device=device)).clamp(low, high)
 
 
+def grid_axes(side: int = GRID_SIDE) -> tuple[list[float], list[float]]:
+    """The means (0 to 1) and sigmas (0.05 to 0.5) of a ``side`` x ``side`` pure-noise grid."""
+    return torch.linspace(0.0, 1.0, side).tolist(), torch.linspace(0.05, 0.5, side).tolist()
+
+
 def pure_noise_probe(
     model: nn.Module,
     input_shape: tuple[int, int, int],
@@ -78,14 +85,17 @@ def pure_noise_probe(
     sigmas: Sequence[float] | None = None,
     samples_per_cell: int = 64,
     class_names: Sequence[str] | None = None,
+    advance: Advance | None = None,
 ) -> pd.DataFrame:
-    """Classify pure noise over a mean x sigma grid (10 x 10 by default).
+    """Classify pure noise over a mean x sigma grid (:func:`grid_axes`, 10 x 10, by default).
 
     One row per cell: the most frequent top-1 class, the share of draws naming it, and its mean
-    softmax confidence -- does the model confidently name pure noise?
+    softmax confidence -- does the model confidently name pure noise? ``advance`` hears each
+    forward pass's share of the grid (for a progress bar).
     """
-    means = list(means) if means is not None else torch.linspace(0.0, 1.0, 10).tolist()
-    sigmas = list(sigmas) if sigmas is not None else torch.linspace(0.05, 0.5, 10).tolist()
+    default_means, default_sigmas = grid_axes()
+    means = list(means) if means is not None else default_means
+    sigmas = list(sigmas) if sigmas is not None else default_sigmas
     if samples_per_cell < 1 or not means or not sigmas:
         raise RobustkitError("the noise probe needs at least one mean, one sigma and one sample")
     device = device_of(model)
@@ -96,6 +106,8 @@ def pure_noise_probe(
         for group in _groups(cells, samples_per_cell, input_shape):
             noise = torch.cat([pure_noise(shape, mean, sigma, device) for mean, sigma in group])
             probs.extend(model(noise).softmax(dim=1).split(samples_per_cell))
+            if advance is not None:
+                advance(len(group) / len(cells))
     rows = []
     for (mean, sigma), cell in zip(cells, probs, strict=True):
         confidence, top = cell.max(dim=1)
@@ -125,17 +137,21 @@ def pgd_from_noise(
     samples_per_class: int = 16,
     mean: float = 0.5,
     sigma: float = 0.25,
+    max_targets: int = MAX_NOISE_TARGETS,
+    advance: Advance | None = None,
 ) -> pd.DataFrame:
     """Start targeted L-inf PGD from pure noise towards every class in turn (towards
-    ``MAX_NOISE_TARGETS`` evenly spaced classes of a model with more).
+    ``max_targets`` evenly spaced classes of a model with more).
 
     One row per target class: the share of noise images turned into that class within eps of
     the noise, and the mean confidence reached (all steps run, to push the confidence).
+    ``advance`` hears each group's share of the targets (for a progress bar).
     """
     device = device_of(model)
     attack = PGDLinf(steps=steps, random_start=False, early_stop=False)
+    classes = _spread(num_classes, max_targets)
     rows = []
-    for group in _groups(_spread(num_classes, MAX_NOISE_TARGETS), samples_per_class, input_shape):
+    for group in _groups(classes, samples_per_class, input_shape):
         noise = pure_noise((len(group) * samples_per_class, *input_shape), mean, sigma, device)
         targets = torch.tensor(group, device=device).repeat_interleave(samples_per_class)
         with torch.no_grad():
@@ -157,6 +173,8 @@ def pgd_from_noise(
                     "target_confidence": confidence.mean().item(),
                 }
             )
+        if advance is not None:
+            advance(len(group) / len(classes))
     return pd.DataFrame(rows)
 
 

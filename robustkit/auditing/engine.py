@@ -13,21 +13,24 @@ import dataclasses
 import logging
 import platform
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 import robustkit
-from robustkit.attacks import Attack, pgd_from_noise, pure_noise_probe
+from robustkit.attacks import Attack
+from robustkit.attacks.noise import Advance
 from robustkit.auditing.batch import BatchRunner
 from robustkit.auditing.checks import Flag
 from robustkit.auditing.distributed import barrier, my_batches
 from robustkit.auditing.inputs import Batches, describe_model, resolve_data, resolve_model
+from robustkit.auditing.noise_probes import choose_probes, run_probes
 from robustkit.auditing.plan import DEFAULT_BUDGETS, Corruptions, Plan, plan_audit
 from robustkit.auditing.probes import PROBE_SIZE, probe_model
 from robustkit.auditing.progress import (
@@ -68,7 +71,7 @@ def audit(
     seed: int = 0,
     progress: bool = False,
     examples_per_attack: int = 4,
-    noise_probes: bool = True,
+    noise_probes: bool | str = "auto",
     progress_dir: str | Path | None = None,
     resume: bool = False,
     corruptions: Corruptions | None = None,
@@ -85,7 +88,10 @@ def audit(
     default to :data:`DEFAULT_BUDGETS` for the attacks of their norm. A point broken at one eps
     counts as broken at every larger eps of the same norm and is not attacked again. Memory is
     bounded by ``batch_size``; the first batch also yields a few example adversarials; with
-    ``noise_probes`` the model also classifies pure noise.
+    ``noise_probes`` the model also classifies pure noise and PGD starts from noise: ``"auto"``
+    (or True) sizes these probes to the audit (cut on large inputs, see
+    :mod:`robustkit.auditing.noise_probes`), ``"full"`` runs them whole, ``"off"`` (or False)
+    skips them.
 
     Each finished batch goes to ``progress_dir`` (a temporary folder when None); with ``resume``
     the batches found there are not attacked again and the result is the one an uninterrupted
@@ -143,6 +149,27 @@ def audit(
         eot=uses_eot(plan),
         randomized=randomized,
     )
+    probes = choose_probes(
+        noise_probes,
+        plan,
+        num_samples=len(info.dataset),  # type: ignore[arg-type]
+        input_shape=info.input_shape,
+        num_classes=num_classes,
+    )
+    tables: list[pd.DataFrame] = []  # the noise grid and the PGD-from-noise targets
+
+    def run_noise_probes(advance: Advance) -> None:
+        torch.manual_seed(seed)  # the same noise however the batches ran, and wherever
+        tables.extend(
+            run_probes(
+                robust_model,
+                probes,
+                info.input_shape,
+                class_names=info.classes or None,
+                advance=advance,
+            )
+        )
+
     threat = Threat(None, robust_model, robust_model, robust_model.name)
     manifest = {
         "model": robust_model.name,
@@ -164,18 +191,17 @@ def audit(
             seed=seed,
             progress=progress,
             examples_per_attack=examples_per_attack,
+            then=None if probes.plan is None else run_noise_probes,
+            then_share=probes.share,
         )
     config = _config(robust_model, info, plan, run, model_flags, batch_size=batch_size, seed=seed)
     config["protocol"] = protocol
+    config["noise_probes"] = probes.record()
     audit_result = AuditResult(
         frame=run.frame, config=config, examples=run.examples, adversarials=run.adversarials
     )
-    if noise_probes:
-        torch.manual_seed(seed)  # the same noise however the batches ran, and wherever
-        audit_result.noise_grid = pure_noise_probe(
-            robust_model, info.input_shape, class_names=info.classes or None
-        )
-        audit_result.noise_targets = pgd_from_noise(robust_model, info.input_shape, num_classes)
+    if tables:
+        audit_result.noise_grid, audit_result.noise_targets = tables
     config["wall_time_s"] = round(time.perf_counter() - started, 3)
     return audit_result
 
@@ -278,20 +304,29 @@ def run_engine(
     seed: int,
     progress: bool = False,
     examples_per_attack: int = 4,
+    then: Callable[[Advance], None] | None = None,
+    then_share: float = 0.0,
 ) -> EngineRun:
     """Run the plan for every threat on the batches this process owns (all of them without a
     process group) that ``store`` does not hold yet, saving each one as it finishes; then put
-    every batch together."""
+    every batch together. ``then`` runs after the batches under the same progress bar (the noise
+    probes), told each part's share of it as it goes; ``then_share`` is its estimated cost as a
+    share of all the batches', so the bar's estimate of the time left counts it."""
     device = device_of(threats[0].score)
     done = store.finished()
     todo = [index for index in my_batches(len(batches)) if index not in done]
+    jobs = plan.jobs() * len(threats)
+    then_units = then_share * jobs * len(batches) if then is not None else 0.0
     with progress_bar(enabled=progress) as bar:
-        task = bar.add_task("attacking", total=plan.jobs() * len(threats) * len(todo))
+        task = bar.add_task("attacking", total=jobs * len(todo) + then_units)
         runner = BatchRunner(
             plan, threats, seed, bar, task, examples_per_attack, limit=batches.size
         )
         for index, (x, y) in zip(todo, batches.load(todo), strict=True):
             record = runner.batch(index, batches.start(index), x.to(device), y.to(device))
             store.write(index, record)
-    barrier()  # every process has saved its share
+        barrier()  # every process has saved its share
+        if then is not None:
+            bar.update(task, description="noise probes")
+            then(lambda share: bar.advance(task, share * then_units))
     return store.assemble(len(batches))

@@ -13,6 +13,7 @@ from robustkit.attacks import attack_class
 from robustkit.auditing.checks import Flag, sanity_flags
 from robustkit.auditing.distributed import is_main, join_torchrun
 from robustkit.auditing.engine import audit
+from robustkit.auditing.noise_probes import check_mode, describe_probes
 from robustkit.auditing.plan import DEFAULT_ATTACKS, Corruptions
 from robustkit.auditing.results import (
     CORRUPTION,
@@ -165,8 +166,15 @@ def audit_command(
         int | None, typer.Option(help="resize imagefolder images (default: the model's size)")
     ] = None,
     noise_probes: Annotated[
-        bool, typer.Option(help="also classify pure noise (mean x sigma grid, PGD from noise)")
-    ] = True,
+        str,
+        typer.Option(
+            help="pure-noise probes (mean x sigma grid, PGD from noise): auto sizes them to the "
+            "audit (cut on large inputs, said on the terminal), full, or off"
+        ),
+    ] = "auto",
+    no_noise_probes: Annotated[
+        bool, typer.Option("--no-noise-probes", help="the same as --noise-probes off")
+    ] = False,
     defense: Annotated[
         str | None,
         typer.Option(
@@ -225,6 +233,7 @@ def audit_command(
         eval_passes=eval_passes,
     )
     corruption_plan = _corruptions(corruptions, severities, corruption_table)
+    probe_mode = _noise_probes(noise_probes, off=no_noise_probes)
     if corruption_plan is not None and defense is not None:
         raise RobustkitError("--corruptions audits a plain model: drop --defense or --corruptions")
     out_dir = ensure_writable_dir(out)
@@ -281,7 +290,7 @@ def audit_command(
         result = audit(
             robust_model,
             info,
-            noise_probes=noise_probes,
+            noise_probes=probe_mode,
             corruptions=corruption_plan,
             eot_samples=eot_samples,
             eval_passes=eval_passes,
@@ -304,6 +313,14 @@ def _corruptions(names: str | None, severities: str | None, table: str) -> Corru
             raise RobustkitError(f"--severities takes whole numbers 1-5, got {severities!r}")
         levels = check_severities([int(v) for v in values])
     return Corruptions(parse_corruptions(names), levels, protocol(table).name)
+
+
+def _noise_probes(mode: str, *, off: bool) -> str:
+    """--noise-probes checked before anything loads; --no-noise-probes is its ``off``."""
+    checked = check_mode(mode.strip().lower())
+    if off and checked != "auto":
+        raise RobustkitError(f"--no-noise-probes contradicts --noise-probes {mode}: keep one")
+    return "off" if off else checked
 
 
 def _attack_names(attacks: str | None, suite: str | None, *, defended: bool) -> list[str] | None:
@@ -344,6 +361,7 @@ def _publish(result: AuditResult, out_dir: Path, *, strict: bool) -> None:
     report = write_report(result, out_dir / "report.html")
     print_table(summary_table(result))
     print_protocol(result)
+    print_noise_probes(result)
     flags = sanity_flags(result)
     print_flags(result, flags)
     stdout.print(f"results written to {out_dir}/, report: {report}", highlight=False)
@@ -365,6 +383,17 @@ def print_protocol(result: AuditResult) -> None:
     )
     if "rule" in protocol:
         stdout.print(f"[bold]rule:[/] {escape(protocol['rule'])}", highlight=False, soft_wrap=True)
+
+
+def print_noise_probes(result: AuditResult) -> None:
+    """One line when the noise probes were cut to the audit's size, saying how to run them whole."""
+    recorded = result.config.get("noise_probes")
+    if recorded and recorded["cut"]:
+        stdout.print(
+            f"[bold yellow]note:[/] {escape(describe_probes(recorded))}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def print_flags(result: AuditResult, flags: list[Flag]) -> None:

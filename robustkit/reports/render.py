@@ -13,6 +13,7 @@ import jinja2
 import pandas as pd
 
 from robustkit.auditing.checks import CHECKS, sanity_flags, steps_flags
+from robustkit.auditing.noise_probes import describe_probes
 from robustkit.auditing.results import AuditResult
 from robustkit.errors import RobustkitError
 from robustkit.reports import figures, images, views
@@ -90,12 +91,21 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
             figures.noise_grid(result.noise_grid) if result.noise_grid is not None else None
         ),
         "noise_targets": views.noise_success(result),
+        "noise_probes": _noise_probes(config),
         "defense": None if defense is None else _table(defense.set_index("base")),
         "flags": sanity_flags(result),
         "suite": config.get("suite"),
         "evaluation": config.get("evaluation", True),
         "protocol": config.get("protocol"),
     }
+
+
+def _noise_probes(config: dict[str, Any]) -> str | None:
+    """The size of the noise probes an audit ran (cut or full), None when not recorded or off."""
+    recorded = config.get("noise_probes")
+    if not recorded or recorded["mode"] == "off":
+        return None
+    return describe_probes(recorded)
 
 
 def _labels(results: Sequence[AuditResult]) -> list[str]:
