@@ -23,11 +23,12 @@ from robustkit.models.execution import Execution
 from robustkit.models.wrapper import RobustModel
 
 SPEC_FORMS = (
-    "zoo:NAME (see list_zoo_models()), timm:NAME, torchvision:NAME, "
+    "zoo:NAME (see list_zoo_models()), timm:NAME, torchvision:NAME, robustbench:NAME, "
     "path/to/file.py:FACTORY or package.module:FACTORY"
 )
 SAVE_FIX = "save it with torch.save(model.state_dict(), path)"
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
+ROBUSTBENCH = "robustbench:"
 _PREFIXES = ("module.", "_orig_mod.")
 _SHOW_KEYS = 5
 
@@ -42,6 +43,7 @@ class _Built:
     input_shape: tuple[int, int, int] | None = None
     num_classes: int | None = None
     classes: ModelClasses | None = None
+    name: str | None = None  # the model's canonical spec, where the library gives one
 
 
 def load_model(
@@ -54,14 +56,38 @@ def load_model(
     device: str | torch.device | None = None,
     num_classes: int | None = None,
     execution: Execution | None = None,
+    dataset: str | None = None,
+    threat: str | None = None,
+    model_dir: str | Path | None = None,
 ) -> RobustModel:
     """Build the model named by ``spec``, optionally load ``checkpoint``, and wrap it.
 
     Explicit ``mean``/``std`` override the normalisation the model's library recommends; the
     model's class names come from its library where it has them (timm, torchvision);
-    ``execution`` sets precision, channels_last and torch.compile.
+    ``execution`` sets precision, channels_last and torch.compile. ``dataset``, ``threat`` and
+    ``model_dir`` pick a ``robustbench:NAME`` entry and the folder of its checkpoints (see
+    :mod:`robustkit.models.robustbench`); such a model is named ``robustbench:DATASET/THREAT/NAME``.
     """
-    built = _build(spec.strip(), pretrained=pretrained, num_classes=num_classes)
+    spec = spec.strip()
+    if spec.startswith(ROBUSTBENCH):
+        if checkpoint is not None or pretrained:
+            raise RobustkitError(
+                "robustbench: models read robustbench's checkpoint from --model-dir "
+                "(DIR/DATASET/THREAT/NAME.pt): drop --checkpoint and --pretrained"
+            )
+        built = _from_robustbench(spec[len(ROBUSTBENCH) :], dataset, threat, model_dir)
+        spec = built.name or spec
+        if num_classes not in (None, built.num_classes):
+            raise RobustkitError(
+                f"{spec} has {built.num_classes} classes, not {num_classes}: drop --num-classes"
+            )
+    elif threat is not None or model_dir is not None:
+        raise RobustkitError(
+            "--threat and --model-dir pick robustbench models: use --model robustbench:NAME "
+            "or drop them"
+        )
+    else:
+        built = _build(spec, pretrained=pretrained, num_classes=num_classes)
     if checkpoint is not None:
         apply_checkpoint(built.module, checkpoint)
     mean = built.mean if mean is None else mean
@@ -96,6 +122,21 @@ def _build(spec: str, *, pretrained: bool, num_classes: int | None) -> _Built:
         if target and all(part.isidentifier() for part in target.split(".")):
             return _from_factory(_import_module(target), factory, target, num_classes)
     raise RobustkitError(f"unrecognised model spec {spec!r}: use one of {SPEC_FORMS}")
+
+
+def _from_robustbench(
+    name: str, dataset: str | None, threat: str | None, model_dir: str | Path | None
+) -> _Built:
+    from robustkit.models.robustbench import load_zoo_entry  # lazy: robustbench is an extra
+
+    zoo = load_zoo_entry(name, dataset=dataset, threat=threat, model_dir=model_dir)
+    return _Built(
+        zoo.module,
+        input_shape=zoo.input_shape,
+        num_classes=zoo.num_classes,
+        classes=zoo.classes,
+        name=zoo.entry.spec,
+    )
 
 
 def _from_zoo(name: str, num_classes: int | None) -> _Built:
