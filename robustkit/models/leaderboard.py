@@ -43,18 +43,22 @@ def leaderboard_entry(model: str) -> dict[str, Any] | None:
     if figures is None:
         return {**where, "found": False, "source": table["source"]}
     robust_key = "corruptions_acc" if entry.threat == "corruptions" else "autoattack_acc"
-    external = figures.get("external")
     return {
         **where,
         "found": True,
         "source": table["source"],
         "metric": "corruptions" if entry.threat == "corruptions" else "AutoAttack",
-        "clean_accuracy": figures["clean_acc"] / PERCENT,
-        "robust_accuracy": figures[robust_key] / PERCENT if robust_key in figures else None,
-        "external": None if external is None else external / PERCENT,
+        "clean_accuracy": _fraction(figures["clean_acc"]),
+        "robust_accuracy": _fraction(figures.get(robust_key)),
+        "external": _fraction(figures.get("external")),
         "unreliable": figures.get("unreliable"),
         "eps": None if entry.threat == "corruptions" else figures.get("eps"),
         "eps_value": None if entry.threat == "corruptions" else parse_eps(figures.get("eps")),
         "architecture": figures.get("architecture"),
         "link": figures.get("link"),
     }
+
+
+def _fraction(percent: float | None) -> float | None:
+    """A published percentage as a fraction, without float noise (73.46 -> 0.7346)."""
+    return None if percent is None else round(percent / PERCENT, 6)
