@@ -25,6 +25,7 @@ from robustkit.cli import app
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, load_model
 from robustkit.models.leaderboard import leaderboard_entry, parse_eps
+from robustkit.models.robustbench import untrained
 
 runner = CliRunner()
 EIGHT = 8 / 255
@@ -44,10 +45,10 @@ def zoo() -> Any:
         pytest.skip("robustbench is not installed: pip install -e '.[robustbench]'")
 
 
-def architecture(zoo: Any, name: str, dataset: str = "cifar10", threat: str = "Linf") -> nn.Module:
-    """A fresh, seeded instance of robustbench's architecture for ``name``."""
+def architecture(name: str) -> nn.Module:
+    """A fresh, seeded instance of robustbench's cifar10 Linf architecture for ``name``."""
     torch.manual_seed(0)
-    return zoo.names(dataset, threat)[name]["model"]().eval()
+    return untrained(name, dataset="cifar10", threat="Linf")[1].eval()
 
 
 def checkpoint_path(model_dir: Path, name: str, threat: str = "Linf") -> Path:
@@ -66,7 +67,7 @@ def assert_same_logits(model: RobustModel, module: nn.Module) -> None:
 
 @pytest.mark.slow
 def test_standard_wideresnet_loads_from_robustbench_layout(zoo, tmp_path) -> None:
-    module = architecture(zoo, "Standard")  # WideResNet-28-10, 36M parameters
+    module = architecture("Standard")  # WideResNet-28-10, 36M parameters
     torch.save(module.state_dict(), checkpoint_path(tmp_path, "Standard"))
     model = load_model(
         "robustbench:Standard", threat="Linf", dataset="cifar10", model_dir=tmp_path, device="cpu"
@@ -80,7 +81,7 @@ def test_standard_wideresnet_loads_from_robustbench_layout(zoo, tmp_path) -> Non
 def test_a_checkpoint_in_robustbench_conventions_loads(zoo, tmp_path) -> None:
     # Wong2020Fast: a PreActResNet-18 normalising inside with mu and sigma buffers, which its
     # checkpoint lacks; stored wrapped, with DataParallel's 'module.' prefix
-    module = architecture(zoo, "Wong2020Fast")
+    module = architecture("Wong2020Fast")
     state = {f"module.{k}": v for k, v in module.state_dict().items() if k not in ("mu", "sigma")}
     torch.save({"state_dict": state, "epoch": 15}, checkpoint_path(tmp_path, "Wong2020Fast"))
     model = load_model("robustbench:cifar10/Linf/Wong2020Fast", model_dir=tmp_path, device="cpu")
@@ -88,7 +89,7 @@ def test_a_checkpoint_in_robustbench_conventions_loads(zoo, tmp_path) -> None:
 
 
 def test_the_last_epoch_of_a_two_epoch_checkpoint_is_loaded(zoo, tmp_path) -> None:
-    module = architecture(zoo, "Andriushchenko2020Understanding")
+    module = architecture("Andriushchenko2020Understanding")
     best = {k: torch.zeros_like(v) for k, v in module.state_dict().items()}
     torch.save(
         {"last": module.state_dict(), "best": best},
@@ -158,7 +159,7 @@ def test_a_missing_checkpoint_names_the_path_and_how_to_get_it(zoo, tmp_path) ->
 
 
 def test_a_checkpoint_of_another_architecture_is_refused(zoo, tmp_path) -> None:
-    other = architecture(zoo, "Andriushchenko2020Understanding").state_dict()  # PreActResNet-18
+    other = architecture("Andriushchenko2020Understanding").state_dict()  # PreActResNet-18
     torch.save(other, checkpoint_path(tmp_path, "Ding2020MMA"))  # a WideResNet-28-4
     with pytest.raises(RobustkitError, match="does not fit robustbench's robustbench:cifar10/"):
         load_model("robustbench:Ding2020MMA", dataset="cifar10", model_dir=tmp_path)
@@ -312,7 +313,7 @@ def test_an_unaudited_leaderboard_eps_is_said_so() -> None:
 
 @pytest.mark.slow
 def test_an_audit_of_a_zoo_model_shows_the_leaderboard_everywhere(zoo, tmp_path) -> None:
-    module = architecture(zoo, "Wong2020Fast")
+    module = architecture("Wong2020Fast")
     torch.save(module.state_dict(), checkpoint_path(tmp_path / "models", "Wong2020Fast"))
     data = write_image_folder(tmp_path / "data", ["airplane", "automobile"], per_class=2)
     out = tmp_path / "out"

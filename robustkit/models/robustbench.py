@@ -134,6 +134,16 @@ def load_zoo_entry(
     )
 
 
+def untrained(
+    name: str, *, dataset: str | None = None, threat: str | None = None
+) -> tuple[ZooEntry, nn.Module]:
+    """robustbench's architecture for a zoo entry, with fresh weights: what tests and benchmarks
+    save in its checkpoint layout."""
+    zoo = _Zoo.load()
+    entry = zoo.resolve(name, dataset=dataset, threat=threat)
+    return entry, zoo.record(entry)["model"]()
+
+
 class _Zoo:
     """robustbench's model dictionaries and loading helpers, imported once on first use."""
 
@@ -304,7 +314,7 @@ class _Zoo:
             for k, v in state.items()
         }
         state = _swin_converted(module, state) if entry.dataset == "imagenet" else state
-        try:  # robustbench's rule: some known checkpoints lack the normalisation buffers
+        try:  # robustbench: some known checkpoints lack normalisation buffers or carry extra keys
             self.utils._safe_load_state_dict(
                 module, entry.name, state, self.datasets(entry.dataset)
             )
