@@ -197,7 +197,9 @@ def test_the_cli_refuses_a_bad_robustbench_spec_in_one_line(zoo, tmp_path, one_l
     result = runner.invoke(
         app, ["audit", "--model", "robustbench:Carmon2019Unlabled", "--dataset", "cifar10"]
     )
-    one_line_error(result, "did you mean Carmon2019Unlabeled?")
+    one_line_error(
+        result, "unknown robustbench cifar10 Linf model", "did you mean Carmon2019Unlabeled?"
+    )
     result = runner.invoke(app, ["audit", "--threat", "L2", "--out", str(tmp_path)])
     one_line_error(result, "--threat and --model-dir pick robustbench models")
 
