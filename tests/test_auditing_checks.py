@@ -176,4 +176,6 @@ def test_every_check_is_described() -> None:
         "ce-dlr-disagree",
         "randomized-without-eot",
         "zero-gradients",
+        "robust-above-leaderboard",
+        "clean-off-leaderboard",
     }

@@ -28,6 +28,10 @@ Each check reads only the tidy frame and run.json of an :class:`AuditResult` and
   the points that cross-entropy attacks left robust: CE is saturated or its logits are scaled.
 - ``randomized-without-eot`` and ``zero-gradients``: probes of the model itself
   (:mod:`robustkit.auditing.probes`), recorded in run.json.
+- ``robust-above-leaderboard`` and ``clean-off-leaderboard``: a RobustBench zoo model whose
+  leaderboard AutoAttack accuracy lies below our robust accuracy's 95% interval (our attacks are
+  weaker than AutoAttack there), or whose leaderboard clean accuracy lies outside our clean
+  accuracy's (other weights, data or preprocessing); see :mod:`robustkit.auditing.leaderboard`.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ CHECKS: dict[str, str] = {
     "ce-dlr-disagree": "CE and scale-invariant DLR attacks agree",
     "randomized-without-eot": "a randomized model is attacked with EOT",
     "zero-gradients": "the model's input gradients are non-zero and finite",
+    "robust-above-leaderboard": "a RobustBench model is no more robust than its leaderboard says",
+    "clean-off-leaderboard": "a RobustBench model's clean accuracy matches its leaderboard",
 }
 
 
@@ -99,6 +105,7 @@ def sanity_flags(result: AuditResult) -> list[Flag]:
         *_above_chance(result),
         *_noise_beats_gradient(result),
         *_oblivious_only(attacks),
+        *_leaderboard(result.config),
     ]
 
 
@@ -106,6 +113,32 @@ def _recorded(config: dict[str, Any]) -> Iterator[Flag]:
     """The flags the model probes recorded in run.json."""
     for flag in config.get("model_checks", []):
         yield Flag(flag["code"], flag["severity"], flag["message"])
+
+
+def _leaderboard(config: dict[str, Any]) -> Iterator[Flag]:
+    """The verdicts of the comparison with RobustBench's leaderboard, recorded in run.json."""
+    record = config.get("leaderboard") or {}
+    ours = record.get("ours") or {}
+    name = f"{record.get('dataset')} {record.get('threat')} {record.get('name')}"
+    if record.get("robust_above_leaderboard"):
+        yield Flag(
+            "robust-above-leaderboard",
+            "error",
+            f"robust accuracy {ours['robust_accuracy']:.1%} (95% CI {ours['ci_low']:.1%}-"
+            f"{ours['ci_high']:.1%}) at eps {record.get('eps')} lies above RobustBench's "
+            f"AutoAttack figure {record['robust_accuracy']:.2%} for {name}: our attacks are "
+            "weaker than the leaderboard's here -- run --suite plus (or more --restarts) before "
+            "quoting this number",
+        )
+    if record.get("clean_off_leaderboard"):
+        yield Flag(
+            "clean-off-leaderboard",
+            "warning",
+            f"clean accuracy {ours['clean_accuracy']:.1%} (95% CI {ours['clean_ci_low']:.1%}-"
+            f"{ours['clean_ci_high']:.1%}) is far from RobustBench's {record['clean_accuracy']:.2%}"
+            f" for {name}: other weights, data or preprocessing (zoo models take [0, 1] pixels "
+            "and normalise inside) -- check the checkpoint, --dataset and --threat",
+        )
 
 
 def _failing_at_larger_eps(config: dict[str, Any]) -> Iterator[Flag]:

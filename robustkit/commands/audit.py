@@ -13,6 +13,8 @@ from robustkit.attacks import attack_class
 from robustkit.auditing.checks import Flag, sanity_flags
 from robustkit.auditing.distributed import is_main, join_torchrun
 from robustkit.auditing.engine import audit
+from robustkit.auditing.leaderboard import compare as compare_leaderboard
+from robustkit.auditing.leaderboard import leaderboard_lines
 from robustkit.auditing.noise_probes import check_mode, describe_probes
 from robustkit.auditing.plan import DEFAULT_ATTACKS, Corruptions
 from robustkit.auditing.results import (
@@ -55,6 +57,8 @@ from robustkit.defenses.manifold import load_defense
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, check_classifier, check_deterministic, load_model
 from robustkit.models.execution import Execution
+from robustkit.models.leaderboard import leaderboard_entry
+from robustkit.models.robustbench import dataset_of as zoo_dataset
 from robustkit.reports import write_report
 
 MODEL_COLUMN_WIDTH = 24  # a longer model name wraps over several lines
@@ -65,7 +69,8 @@ def audit_command(
     model: Annotated[
         str,
         typer.Option(
-            help="zoo:NAME, timm:NAME, torchvision:NAME, file.py:factory or package.module:factory"
+            help="zoo:NAME, timm:NAME, torchvision:NAME, robustbench:NAME, file.py:factory or "
+            "package.module:factory"
         ),
     ] = "zoo:mnist-cnn",
     checkpoint: Annotated[
@@ -74,6 +79,22 @@ def audit_command(
     pretrained: Annotated[
         bool, typer.Option(help="load timm/torchvision pretrained weights")
     ] = False,
+    threat: Annotated[
+        str | None,
+        typer.Option(
+            help="robustbench: models: the zoo's threat model, Linf, L2 or corruptions "
+            "[default: Linf]",
+            show_default=False,
+        ),
+    ] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="robustbench: models: the folder of robustbench's checkpoints "
+            "(DIR/DATASET/THREAT/NAME.pt; never downloaded) [default: ./models]",
+            show_default=False,
+        ),
+    ] = None,
     mean: Annotated[str | None, typer.Option(help="normalisation mean, e.g. 0.1307")] = None,
     std: Annotated[str | None, typer.Option(help="normalisation std, e.g. 0.3081")] = None,
     output_index: OutputIndex = None,
@@ -249,6 +270,9 @@ def audit_command(
         execution=Execution(precision, channels_last, compile_forward),
         output_index=output_index,
         output_key=output_key,
+        dataset=zoo_dataset(dataset),
+        threat=threat,
+        model_dir=model_dir,
     )
     info = load_dataset(
         dataset,
@@ -357,11 +381,15 @@ def _sample(info: DatasetInfo, num_samples: int | None, seed: int) -> DatasetInf
 def _publish(result: AuditResult, out_dir: Path, *, strict: bool) -> None:
     """Save the results and report, print the table and the checks; --strict fails on a flag."""
     result.config["command"] = recorded_command()
+    entry = leaderboard_entry(str(result.config.get("model")))
+    if entry is not None:
+        result.config["leaderboard"] = compare_leaderboard(result, entry)
     result.save(out_dir)
     report = write_report(result, out_dir / "report.html")
     print_table(summary_table(result))
     print_protocol(result)
     print_noise_probes(result)
+    print_leaderboard(result)
     flags = sanity_flags(result)
     print_flags(result, flags)
     stdout.print(f"results written to {out_dir}/, report: {report}", highlight=False)
@@ -394,6 +422,13 @@ def print_noise_probes(result: AuditResult) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+def print_leaderboard(result: AuditResult) -> None:
+    """A RobustBench zoo model's leaderboard figures beside ours, below the table."""
+    record = result.config.get("leaderboard")
+    for label, text in leaderboard_lines(record) if record else ():
+        stdout.print(f"[bold]{label}:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def print_flags(result: AuditResult, flags: list[Flag]) -> None:

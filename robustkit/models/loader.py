@@ -24,11 +24,12 @@ from robustkit.models.outputs import OutputSelector
 from robustkit.models.wrapper import RobustModel
 
 SPEC_FORMS = (
-    "zoo:NAME (see list_zoo_models()), timm:NAME, torchvision:NAME, "
+    "zoo:NAME (see list_zoo_models()), timm:NAME, torchvision:NAME, robustbench:NAME, "
     "path/to/file.py:FACTORY or package.module:FACTORY"
 )
 SAVE_FIX = "save it with torch.save(model.state_dict(), path)"
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
+ROBUSTBENCH = "robustbench:"
 _PREFIXES = ("module.", "_orig_mod.")
 _SHOW_KEYS = 5
 
@@ -44,6 +45,7 @@ class _Built:
     num_classes: int | None = None
     classes: ModelClasses | None = None
     outputs: OutputSelector | None = None
+    name: str | None = None  # the model's canonical spec, where the library gives one
 
 
 def load_model(
@@ -58,6 +60,9 @@ def load_model(
     execution: Execution | None = None,
     output_index: int | None = None,
     output_key: str | None = None,
+    dataset: str | None = None,
+    threat: str | None = None,
+    model_dir: str | Path | None = None,
 ) -> RobustModel:
     """Build the model named by ``spec``, optionally load ``checkpoint``, and wrap it.
 
@@ -66,9 +71,24 @@ def load_model(
     ``execution`` sets precision, channels_last and torch.compile; ``output_index`` /
     ``output_key`` say where the logits are in a tuple, dict or object the model returns
     (default: what a factory's RobustModel says, else the first element or ``logits``).
+    ``dataset``, ``threat`` and ``model_dir`` pick a ``robustbench:NAME`` entry and the folder of
+    its checkpoints (see :mod:`robustkit.models.robustbench`); such a model is named
+    ``robustbench:DATASET/THREAT/NAME``.
     """
     outputs = OutputSelector(output_index, output_key)  # both given: refused before building
-    built = _build(spec.strip(), pretrained=pretrained, num_classes=num_classes)
+    spec = spec.strip()
+    if spec.startswith(ROBUSTBENCH):
+        built = _from_robustbench_spec(
+            spec, checkpoint, pretrained, num_classes, dataset, threat, model_dir
+        )
+        spec = built.name or spec
+    elif threat is not None or model_dir is not None:
+        raise RobustkitError(
+            "--threat and --model-dir pick robustbench models: use --model robustbench:NAME "
+            "or drop them"
+        )
+    else:
+        built = _build(spec, pretrained=pretrained, num_classes=num_classes)
     if output_index is None and output_key is None and built.outputs is not None:
         outputs = built.outputs
     if checkpoint is not None:
@@ -91,6 +111,30 @@ def load_model(
     )
 
 
+def _from_robustbench_spec(
+    spec: str,
+    checkpoint: str | Path | None,
+    pretrained: bool,
+    num_classes: int | None,
+    dataset: str | None,
+    threat: str | None,
+    model_dir: str | Path | None,
+) -> _Built:
+    """A ``robustbench:`` spec: the zoo's architecture and its checkpoint from ``model_dir``."""
+    if checkpoint is not None or pretrained:
+        raise RobustkitError(
+            "robustbench: models read robustbench's checkpoint from --model-dir "
+            "(DIR/DATASET/THREAT/NAME.pt): drop --checkpoint and --pretrained"
+        )
+    built = _from_robustbench(spec[len(ROBUSTBENCH) :], dataset, threat, model_dir)
+    if num_classes not in (None, built.num_classes):
+        raise RobustkitError(
+            f"{built.name or spec} has {built.num_classes} classes, not {num_classes}: "
+            "drop --num-classes"
+        )
+    return built
+
+
 def _build(spec: str, *, pretrained: bool, num_classes: int | None) -> _Built:
     prefix, sep, rest = spec.partition(":")
     if sep and rest:
@@ -107,6 +151,21 @@ def _build(spec: str, *, pretrained: bool, num_classes: int | None) -> _Built:
         if target and all(part.isidentifier() for part in target.split(".")):
             return _from_factory(_import_module(target), factory, target, num_classes)
     raise RobustkitError(f"unrecognised model spec {spec!r}: use one of {SPEC_FORMS}")
+
+
+def _from_robustbench(
+    name: str, dataset: str | None, threat: str | None, model_dir: str | Path | None
+) -> _Built:
+    from robustkit.models.robustbench import load_zoo_entry  # lazy: robustbench is an extra
+
+    zoo = load_zoo_entry(name, dataset=dataset, threat=threat, model_dir=model_dir)
+    return _Built(
+        zoo.module,
+        input_shape=zoo.input_shape,
+        num_classes=zoo.num_classes,
+        classes=zoo.classes,
+        name=zoo.entry.spec,
+    )
 
 
 def _from_zoo(name: str, num_classes: int | None) -> _Built:

@@ -13,6 +13,7 @@ import jinja2
 import pandas as pd
 
 from robustkit.auditing.checks import CHECKS, sanity_flags, steps_flags
+from robustkit.auditing.leaderboard import leaderboard_lines
 from robustkit.auditing.noise_probes import describe_probes
 from robustkit.auditing.results import AuditResult
 from robustkit.errors import RobustkitError
@@ -97,6 +98,10 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "suite": config.get("suite"),
         "evaluation": config.get("evaluation", True),
         "protocol": config.get("protocol"),
+        "leaderboard": leaderboard_lines(config["leaderboard"])
+        if config.get("leaderboard")
+        else [],
+        "leaderboard_link": (config.get("leaderboard") or {}).get("link"),
     }
 
 
