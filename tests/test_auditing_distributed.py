@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from tiny_audits import COMPARED_FILES, saved_outputs
@@ -61,3 +62,7 @@ def test_two_gloo_processes_give_the_results_of_one(tmp_path):
         for i in range(7)
     ]
     assert ranks == [0, 1, 0, 1, 0, 1, 0]  # each process attacked its share only
+    # every share's rows name the images' dataset indices: the seeded subset of mnist-sample
+    subset = torch.randperm(1000, generator=torch.Generator().manual_seed(0))[:40].tolist()
+    sample = pd.read_csv(two / "results.csv").drop_duplicates("sample")["sample"].tolist()
+    assert sample == subset

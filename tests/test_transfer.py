@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -333,3 +334,6 @@ def test_transfer_cli_end_to_end(tmp_path, data_root):
     ]
     assert (tmp_path / "out" / "transfer_matrix.png").stat().st_size > 0
     assert (tmp_path / "out" / "transfer_matrix.svg").stat().st_size > 0
+    config = json.loads((tmp_path / "out" / "transfer_matrix.json").read_text())
+    drawn = torch.randperm(10_000, generator=torch.Generator().manual_seed(0))[:30]
+    assert config["indices"] == drawn.tolist()  # the MNIST test images the matrix was measured on

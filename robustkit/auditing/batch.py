@@ -61,14 +61,15 @@ class BatchRunner:
     limit: int  # the largest chunk known to fit
     halved: bool = False
 
-    def batch(self, index: int, offset: int, x: Tensor, y: Tensor) -> BatchRecord:
-        """Batch ``index`` (first sample ``offset``) through the plan for every threat."""
+    def batch(self, index: int, offset: int, samples: Tensor, x: Tensor, y: Tensor) -> BatchRecord:
+        """Batch ``index`` (first item at position ``offset``, its items the images ``samples``
+        of the dataset) through the plan for every threat."""
         completed = next(t.completed for t in self.bar.tasks if t.id == self.task)
         while True:
             torch.manual_seed(batch_seed(self.seed, index))
             self.bar.update(self.task, completed=completed)
             try:
-                return self._chunks(offset, x, y)
+                return self._chunks(offset, samples, x, y)
             except torch.cuda.OutOfMemoryError:
                 if min(self.limit, len(y)) == 1:
                     raise RobustkitError(
@@ -77,7 +78,7 @@ class BatchRunner:
                     ) from None
             self._halve(len(y))
 
-    def _chunks(self, offset: int, x: Tensor, y: Tensor) -> BatchRecord:
+    def _chunks(self, offset: int, samples: Tensor, x: Tensor, y: Tensor) -> BatchRecord:
         record = BatchRecord(size=len(y))
         for start in range(0, len(y), self.limit):
             end = min(start + self.limit, len(y))
@@ -85,6 +86,7 @@ class BatchRunner:
                 x[start:end],
                 y[start:end],
                 offset + start,
+                samples[start:end],
                 record,
                 self.bar,
                 self.task,
@@ -131,7 +133,8 @@ class _Batch:
 
     x: Tensor
     y: Tensor
-    offset: int
+    offset: int  # position of the first item among the audited ones
+    samples: Tensor  # the items' dataset indices (CPU)
     record: BatchRecord
     bar: Progress
     task: TaskID
@@ -370,7 +373,7 @@ class _Batch:
                     threat.score,
                     label,
                     eps,
-                    indices + self.offset,
+                    self.samples[indices.cpu()],
                     x,
                     y,
                     result.x_adv,
@@ -447,7 +450,7 @@ class _Batch:
             attack=label,
             norm=norm,
             eps=eps,
-            first_sample=self.offset,
+            samples=self.samples,
             labels=self.y,
             clean_pred=clean_pred,
             outcome=outcome,

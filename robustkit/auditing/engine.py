@@ -43,7 +43,7 @@ from robustkit.auditing.progress import (
 from robustkit.auditing.results import PASSES_RULE, AuditResult
 from robustkit.auditing.suites import DEFAULT_SUITE, RANDOMIZED_SUITE, get_suite
 from robustkit.auditing.threats import Threat
-from robustkit.data import DatasetInfo
+from robustkit.data import DatasetInfo, indices_record
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, check_classifier, is_randomized
 from robustkit.models.passes import EOT_SAMPLES, EVAL_PASSES, check_passes
@@ -51,6 +51,8 @@ from robustkit.models.wrapper import device_of
 from robustkit.progress import progress_bar
 
 log = logging.getLogger(__name__)
+
+SAMPLE_MEANING = "dataset index"  # what the rows' sample column holds
 
 
 def audit(
@@ -66,6 +68,7 @@ def audit(
     steps: int | None = None,
     restarts: int | None = None,
     num_samples: int | None = None,
+    indices: Sequence[int] | Tensor | None = None,
     batch_size: int = 500,
     device: str | torch.device | None = None,
     seed: int = 0,
@@ -93,6 +96,10 @@ def audit(
     :mod:`robustkit.auditing.noise_probes`), ``"full"`` runs them whole, ``"off"`` (or False)
     skips them.
 
+    ``num_samples`` audits a subset drawn with ``seed``; ``indices`` (refused beside it) exactly
+    the images at those dataset indices, in that order. Either way the frame's ``sample`` column
+    is each image's index in ``data`` (run.json's ``indices`` lists them all).
+
     Each finished batch goes to ``progress_dir`` (a temporary folder when None); with ``resume``
     the batches found there are not attacked again and the result is the one an uninterrupted
     run gives. Under an initialized torch.distributed process group each process attacks its
@@ -111,8 +118,8 @@ def audit(
     started = time.perf_counter()
     torch.manual_seed(seed)
     robust_model = resolve_model(model, device)
-    info = resolve_data(data, num_samples, seed, model=robust_model)
-    batches = Batches(info.dataset, batch_size)
+    info = resolve_data(data, num_samples, seed, model=robust_model, indices=indices)
+    batches = Batches(info, batch_size)
     first_x, first_y = batches.first()
     num_classes = check_classifier(robust_model, first_x[:2].to(robust_model.device))
     probe_x = first_x[:PROBE_SIZE].to(robust_model.device)
@@ -262,6 +269,7 @@ def _config(
         "dataset": info.name,
         "classes": info.classes,
         "num_samples": run.num_samples,
+        **indices_record(info),
         "suite": plan.suite,
         "evaluation": plan.suite is None or get_suite(plan.suite).evaluation,
         "attacks": plan.describe(),
@@ -289,6 +297,7 @@ def engine_manifest(plan: Plan, batch_size: int, seed: int) -> dict[str, Any]:
         "budgets": plan.budgets,
         "batch_size": batch_size,
         "seed": seed,
+        "sample_column": SAMPLE_MEANING,  # older progress, whose rows counted positions, differs
     }
     if plan.corruptions is not None:
         manifest["corruptions"] = dataclasses.asdict(plan.corruptions)
@@ -323,7 +332,8 @@ def run_engine(
             plan, threats, seed, bar, task, examples_per_attack, limit=batches.size
         )
         for index, (x, y) in zip(todo, batches.load(todo), strict=True):
-            record = runner.batch(index, batches.start(index), x.to(device), y.to(device))
+            samples = batches.samples(index)
+            record = runner.batch(index, batches.start(index), samples, x.to(device), y.to(device))
             store.write(index, record)
         barrier()  # every process has saved its share
         if then is not None:

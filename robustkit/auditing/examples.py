@@ -25,7 +25,8 @@ def pick_examples(
     success: Tensor,
     limit: int,
 ) -> Picked:
-    """The first ``limit`` successful adversarials of one attack, with confidences."""
+    """The first ``limit`` successful adversarials of one attack, with confidences and the
+    dataset index of each (``samples``, on the CPU)."""
     chosen = success.nonzero().squeeze(1)[:limit]
     clean, adversarial = x[chosen], x_adv[chosen]
     with torch.no_grad():
@@ -35,7 +36,7 @@ def pick_examples(
     meta = {
         "attack": [attack] * n,
         "eps": [eps] * n,
-        "sample": samples[chosen].tolist(),
+        "sample": samples[chosen.cpu()].tolist(),
         "label": y[chosen].tolist(),
         "clean_pred": y[chosen].tolist(),
         "adv_pred": adv_pred[chosen].tolist(),

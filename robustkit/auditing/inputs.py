@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from robustkit.attacks import Attack, attack_class
-from robustkit.data import DatasetInfo, load_dataset, subset
+from robustkit.data import DatasetInfo, load_dataset, select, subset
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, load_model
 
@@ -42,13 +43,21 @@ def resolve_data(
     num_samples: int | None,
     seed: int,
     model: RobustModel | None = None,
+    indices: Sequence[int] | Tensor | None = None,
 ) -> DatasetInfo:
     """A DatasetInfo from a dataset name, a DatasetInfo, a Dataset or an (x, y) pair, cut to a
-    seeded subset of ``num_samples`` items when given; an image folder named by a string is
-    labelled in ``model``'s classes."""
+    seeded subset of ``num_samples`` items or to the items ``indices`` (dataset indices, in that
+    order) when given; an image folder named by a string is labelled in ``model``'s classes."""
+    if indices is not None and num_samples is not None:
+        raise RobustkitError(
+            "indices lists the images to audit and num_samples draws a seeded subset: give one"
+        )
     if isinstance(data, str):
-        return load_dataset(data, num_samples=num_samples, seed=seed, model=model)
-    info = data if isinstance(data, DatasetInfo) else _wrap_dataset(data)
+        info = load_dataset(data, model=model)
+    else:
+        info = data if isinstance(data, DatasetInfo) else _wrap_dataset(data)
+    if indices is not None:
+        return select(info, indices)
     return subset(info, num_samples, seed) if num_samples is not None else info
 
 
@@ -72,7 +81,7 @@ class Batches:
     """The dataset in fixed-order batches numbered from 0, any of which loads alone (a resumed or
     distributed audit loads only the batches it attacks)."""
 
-    dataset: Dataset
+    info: DatasetInfo
     size: int
 
     def __post_init__(self) -> None:
@@ -80,19 +89,23 @@ class Batches:
             raise RobustkitError(f"batch size must be >= 1, got {self.size}")
 
     def __len__(self) -> int:
-        return -(-len(self.dataset) // self.size)  # type: ignore[arg-type]
+        return -(-len(self.info.dataset) // self.size)  # type: ignore[arg-type]
 
     def start(self, index: int) -> int:
-        """The dataset position of batch ``index``'s first item."""
+        """The position in the audited items of batch ``index``'s first item."""
         return index * self.size
+
+    def samples(self, index: int) -> Tensor:
+        """The dataset indices of batch ``index``'s items (what the rows' ``sample`` records)."""
+        return self.info.sample_indices()[self.start(index) : self.start(index) + self.size]
 
     def load(self, indices: list[int]) -> DataLoader:
         """The batches ``indices``, in that order."""
-        total = len(self.dataset)  # type: ignore[arg-type]
+        total = len(self.info.dataset)  # type: ignore[arg-type]
         chosen = [
             list(range(self.start(i), min(self.start(i) + self.size, total))) for i in indices
         ]
-        return DataLoader(self.dataset, batch_sampler=chosen)
+        return DataLoader(self.info.dataset, batch_sampler=chosen)
 
     def first(self) -> tuple[Tensor, Tensor]:
         """Batch 0, which the model checks and probes look at."""

@@ -27,7 +27,7 @@ class RowStore:
         attack: str,
         norm: str,
         eps: float,
-        first_sample: int,
+        samples: Tensor,
         labels: Tensor,
         clean_pred: Tensor,
         outcome: Outcome,
@@ -35,16 +35,17 @@ class RowStore:
         clean_correct: Tensor | None = None,
         final_correct: Tensor | None = None,
     ) -> None:
-        """Append one batch's rows for one attack at one budget. A randomized model's rows
-        count correct passes of ``passes``: the inputs' (``clean_correct``), the kept
-        adversarials' when they were chosen (``outcome.correct``) and on a fresh scoring
-        (``final_correct``); one pass counts ``clean_pred`` and ``adv_pred``."""
+        """Append one batch's rows for one attack at one budget, ``samples`` the images' dataset
+        indices. A randomized model's rows count correct passes of ``passes``: the inputs'
+        (``clean_correct``), the kept adversarials' when they were chosen (``outcome.correct``)
+        and on a fresh scoring (``final_correct``); one pass counts ``clean_pred`` and
+        ``adv_pred``."""
         columns = self._stores.setdefault(
             (model, attack, norm, eps), {"sample": [], "label": [], "clean_pred": []}
         )
         extra = columns.setdefault("adv_pred", [])
         n = len(labels)
-        columns["sample"] += range(first_sample, first_sample + n)
+        columns["sample"] += samples.tolist()
         columns["label"] += labels.tolist()
         columns["clean_pred"] += clean_pred.tolist()
         extra += outcome.adv_pred.tolist()

@@ -51,7 +51,7 @@ from robustkit.commands.options import (
 )
 from robustkit.corruptions import SEVERITIES, check_severities, parse_corruptions
 from robustkit.corruptions.base import protocol
-from robustkit.data import DatasetInfo, load_dataset, subset
+from robustkit.data import DatasetInfo, load_dataset, read_indices, select, subset
 from robustkit.defenses.evaluation import DEFENSE_ATTACKS, audit_defense
 from robustkit.defenses.manifold import load_defense
 from robustkit.errors import RobustkitError
@@ -177,6 +177,14 @@ def audit_command(
             show_default=False,
         ),
     ] = None,
+    indices: Annotated[
+        Path | None,
+        typer.Option(
+            help="audit exactly these images, in this order: a file of dataset indices (one per "
+            "line or comma-separated, # comments; or a JSON list, or a one-column CSV); "
+            "instead of --num-samples",
+        ),
+    ] = None,
     batch_size: BatchSize = 500,
     device: Device = None,
     precision: Precision = "fp32",
@@ -253,6 +261,7 @@ def audit_command(
         eot_samples=eot_samples,
         eval_passes=eval_passes,
     )
+    listed = _listed(indices, num_samples)
     corruption_plan = _corruptions(corruptions, severities, corruption_table)
     probe_mode = _noise_probes(noise_probes, off=no_noise_probes)
     if corruption_plan is not None and defense is not None:
@@ -282,7 +291,10 @@ def audit_command(
         model=robust_model,
         labels=labels,
     )
-    info = _sample(info, num_samples, seed)
+    if listed is None:
+        info = _sample(info, num_samples, seed)
+    else:
+        info = select(info, listed, source=f"--indices file {indices}")
     first = info.dataset[0][0].unsqueeze(0)
     check_classifier(robust_model, first)  # shape, channels, logits: before calling it twice
     if not randomized and defense is None:
@@ -322,6 +334,18 @@ def audit_command(
         )
     if is_main():  # rank 0 writes the results of a distributed audit
         _publish(result, out_dir, strict=strict)
+
+
+def _listed(indices: Path | None, num_samples: int | None) -> list[int] | None:
+    """The dataset indices of --indices, read before anything loads (None: a seeded subset)."""
+    if indices is None:
+        return None
+    if num_samples is not None:
+        raise RobustkitError(
+            "--indices lists the images to audit and --num-samples draws a seeded subset: "
+            "give one of them"
+        )
+    return read_indices(indices)
 
 
 def _corruptions(names: str | None, severities: str | None, table: str) -> Corruptions | None:

@@ -19,7 +19,7 @@ from robustkit.attacks import attack_class
 from robustkit.auditing.results import ensure_writable_dir
 from robustkit.commands.console import print_table, recorded_command, stdout
 from robustkit.commands.options import DataRoot, Device, OutputIndex, OutputKey
-from robustkit.data import load_dataset
+from robustkit.data import indices_record, load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import load_model
 from robustkit.models.ensemble import MODES, Ensemble
@@ -114,6 +114,7 @@ def transfer_command(
             on_progress=on_progress,
         )
     result.config["dataset"] = info.name
+    result.config.update(indices_record(info))  # which images: their dataset indices
     result.config["command"] = recorded_command()
     result.save(out_dir)
     print_table(matrix_table(result))

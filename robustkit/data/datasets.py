@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import numbers
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from robustkit.data.corrupted import PREFIX as CORRUPTED_PREFIX
@@ -44,12 +46,24 @@ MNIST_CLASSES = [
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A dataset of (x in [0, 1] as C,H,W float tensor, y int) plus its metadata."""
+    """A dataset of (x in [0, 1] as C,H,W float tensor, y int) plus its metadata.
+
+    ``indices`` holds, for a subset, each item's index in the dataset the user named (int64):
+    what results.csv's ``sample`` column records, so that a row leads back to its image. None
+    when the items are that dataset itself (item i is image i).
+    """
 
     dataset: Dataset
     name: str
     classes: list[str]
     input_shape: tuple[int, int, int]
+    indices: Tensor | None = field(default=None, compare=False)
+
+    def sample_indices(self) -> Tensor:
+        """Every item's index in the named dataset, in item order (int64)."""
+        if self.indices is not None:
+            return self.indices
+        return torch.arange(len(self.dataset))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -215,10 +229,51 @@ def subset(info: DatasetInfo, num_samples: int, seed: int) -> DatasetInfo:
             f"so give --num-samples between 1 and {size}"
         )
     generator = torch.Generator().manual_seed(seed)
-    indices = torch.randperm(size, generator=generator)[:num_samples].tolist()
+    positions = torch.randperm(size, generator=generator)[:num_samples]
+    return _items(info, positions)
+
+
+def select(
+    info: DatasetInfo, indices: Sequence[int] | Tensor, *, source: str = "indices"
+) -> DatasetInfo:
+    """Exactly the images ``indices`` of the dataset, in that order; ``source`` names the list
+    in the errors (an empty list, a non-integer, an index twice or out of range)."""
+    values = indices.tolist() if isinstance(indices, Tensor) else list(indices)
+    if info.indices is not None:
+        raise RobustkitError(
+            f"{source} picks images of a whole dataset and {info.name} is already a subset: "
+            "pass the whole dataset (no num_samples)"
+        )
+    if not values:
+        raise RobustkitError(f"{source} lists no image: give at least one dataset index")
+    size = len(info.dataset)  # type: ignore[arg-type]
+    first_seen: dict[int, int] = {}
+    for entry, value in enumerate(values, start=1):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise RobustkitError(
+                f"{source}: entry {entry} ({value!r}) is not an integer: give dataset indices"
+            )
+        index = int(value)
+        if not 0 <= index < size:
+            raise RobustkitError(
+                f"{source}: index {index} is out of range: {info.name} has {size} images, "
+                f"indices 0 to {size - 1}"
+            )
+        if index in first_seen:
+            raise RobustkitError(
+                f"{source}: index {index} is listed twice (entries {first_seen[index]} and "
+                f"{entry}): list each image once"
+            )
+        first_seen[index] = entry
+    return _items(info, torch.tensor(list(first_seen), dtype=torch.int64))
+
+
+def _items(info: DatasetInfo, positions: Tensor) -> DatasetInfo:
+    """The items at ``positions`` of ``info``, each keeping its index in the named dataset."""
     return DatasetInfo(
-        dataset=Subset(info.dataset, indices),
+        dataset=Subset(info.dataset, positions.tolist()),
         name=info.name,
         classes=info.classes,
         input_shape=info.input_shape,
+        indices=info.sample_indices()[positions],
     )

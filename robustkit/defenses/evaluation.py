@@ -26,7 +26,7 @@ from robustkit.auditing.probes import probe_model
 from robustkit.auditing.progress import dataset_digest, module_digest, open_progress
 from robustkit.auditing.results import AuditResult
 from robustkit.auditing.threats import Threat
-from robustkit.data import DatasetInfo
+from robustkit.data import DatasetInfo, indices_record
 from robustkit.defenses.adaptive import EOT
 from robustkit.defenses.estimate import estimate_defense_cost, time_projection
 from robustkit.models import RobustModel, check_classifier
@@ -54,6 +54,7 @@ def audit_defense(
     restarts: int | None = None,
     eot_samples: int = 8,
     num_samples: int | None = None,
+    indices: Sequence[int] | Tensor | None = None,
     batch_size: int = 100,
     seed: int = 0,
     progress: bool = False,
@@ -75,13 +76,14 @@ def audit_defense(
     randomized defense the adaptive attacks run all their steps: early stop would judge success
     on one random pass and keep a weak iterate. The frame also holds the bare classifier's rows
     (attack ``NAME``, model = the classifier's name). The same engine as :func:`audit` runs it,
-    with the same ``progress_dir`` and ``resume``.
+    with the same ``progress_dir``, ``resume`` and images (``num_samples`` or ``indices``; the
+    rows' ``sample`` is each image's dataset index).
     """
     started = time.perf_counter()
     torch.manual_seed(seed)
     robust_model = resolve_model(classifier, None)
     defense = defense.to(robust_model.device)
-    info = resolve_data(data, num_samples, seed, model=robust_model)
+    info = resolve_data(data, num_samples, seed, model=robust_model, indices=indices)
     plan = plan_audit(
         attacks,
         suite,
@@ -97,7 +99,7 @@ def audit_defense(
         independent=[_with_generator(a, defense) for a in plan.independent],
         cascade=[_with_generator(a, defense) for a in plan.cascade],
     )
-    batches = Batches(info.dataset, batch_size)
+    batches = Batches(info, batch_size)
     first_x, first_y = batches.first()
     check_classifier(robust_model, first_x[:2].to(robust_model.device))
     check_classifier(defense, first_x[:2].to(robust_model.device))
@@ -126,6 +128,7 @@ def audit_defense(
         "classifier": robust_model.name,
         "dataset": info.name,
         "num_samples": run.num_samples,
+        **indices_record(info),
         "suite": plan.suite,
         "attacks": plan.describe(),
         "families": [*FAMILIES, *([LATENT] if any(a.needs_generator for a in attacks_run) else [])],

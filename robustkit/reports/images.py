@@ -52,6 +52,7 @@ def triplets(
             shown.append(
                 {
                     "attack": str(attack),
+                    "sample": int(row["sample"]),  # the image's index in the dataset
                     "budget": budget_label(norms.get(str(attack), "?"), float(row["eps"])),
                     "src": png_data_uri(grid),
                     "label": class_name(config, int(row["label"])),
