@@ -15,7 +15,6 @@ from robustkit.commands.gan import train_gan_command
 from robustkit.commands.report import report_command
 from robustkit.commands.train import train_command
 from robustkit.commands.transfer import transfer_command
-from robustkit.cpu_memory import keep_freed_memory
 
 __all__ = ["app", "main"]
 
@@ -58,6 +57,8 @@ def main() -> None:
     """The ``robustkit`` entry point: the app, with a usage error (an unknown option or command,
     a missing or malformed value) turned into one line and exit 2 like every other bad input.
     Freed CPU tensor memory stays in the process for the next batch (robustkit.cpu_memory)."""
+    from robustkit.cpu_memory import keep_freed_memory
+
     keep_freed_memory()
     try:
         code = app(prog_name="robustkit", standalone_mode=False)

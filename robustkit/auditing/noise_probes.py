@@ -14,25 +14,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 from torch import nn
 
 from robustkit.attacks import Attack, GaussianNoise, pgd_from_noise, pure_noise_probe
 from robustkit.attacks.noise import GRID_SIDE, MAX_NOISE_TARGETS, Advance, grid_axes
-from robustkit.auditing.plan import Plan
-from robustkit.defenses.estimate import attack_iterations
-from robustkit.errors import RobustkitError
+from robustkit.auditing.plan import Plan, attack_iterations
+from robustkit.auditing.probe_modes import Mode, check_mode
 
-Mode = Literal["auto", "full", "off"]
-MODES: tuple[Mode, ...] = ("auto", "full", "off")
 PROBE_SHARE = 0.2  # the probes may cost a fifth of the audit ...
 FLOOR_PIXELS = 28 * 28  # ... or what the full probes cost on an MNIST image, if that is more
 GRADIENT_PASS = 3  # a forward and backward pass costs about three forward passes
-FULL_OPTION = "--noise-probes full"
 
 
 @dataclass(frozen=True)
@@ -114,36 +110,6 @@ class ProbeChoice:
             "audit_passes": self.audit_passes,
             "allowed_passes": self.allowed_passes,
         }
-
-
-def describe_probes(record: Mapping[str, Any]) -> str:
-    """One line on the probes an audit ran, from their run.json record; for cut probes, how to
-    run them whole."""
-    if record["mode"] == "off":
-        return "noise probes: off"
-    size = (
-        f"a {record['grid']} x {record['grid']} noise grid of {record['samples_per_cell']} images "
-        f"per cell, PGD-{record['steps']} from {record['samples_per_class']} noise images towards "
-        f"each of {record['targets']} classes"
-    )
-    if not record["cut"]:
-        return f"noise probes: {size}"
-    return (
-        f"noise probes cut to the audit's size: {size} (about {record['passes']:,} forward "
-        f"passes of the model instead of {record['full_passes']:,}; the attacks take up to "
-        f"{record['audit_passes']:,}); {FULL_OPTION} runs them whole"
-    )
-
-
-def check_mode(mode: bool | str) -> Mode:
-    """``auto``, ``full`` or ``off`` (True is ``auto``, False ``off``)."""
-    if isinstance(mode, bool):
-        return "auto" if mode else "off"
-    if mode not in MODES:
-        raise RobustkitError(
-            f"the noise probes (--noise-probes, noise_probes=) take auto, full or off, got {mode!r}"
-        )
-    return mode
 
 
 def attack_passes(attack: Attack) -> int:

@@ -117,3 +117,11 @@ def _with_passes(attack: Attack, passes: dict[str, int]) -> Attack:
     fields = {field.name for field in dataclasses.fields(attack)}
     changes = {name: value for name, value in passes.items() if name in fields and value != 1}
     return dataclasses.replace(attack, **changes) if changes else attack
+
+
+def attack_iterations(attack: Attack) -> int:
+    """Forward (and backward) passes one attack spends per sample at most, without early stop."""
+    passes = int(getattr(attack, "queries", getattr(attack, "steps", 1)))
+    restarts = int(getattr(attack, "restarts", 1))
+    targets = int(getattr(attack, "num_targets", 1))
+    return passes * restarts * targets

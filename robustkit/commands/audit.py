@@ -1,38 +1,18 @@
-"""`robustkit audit`: attack a model (or a defense) and print, save and report the result."""
+"""`robustkit audit`: attack a model (or a defense) and print, save and report the result.
+
+The options and their checks live here; torch, the attacks and the engine load when the command
+runs (inside the functions), so that ``robustkit --help`` and ``--version`` answer at once.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from robustkit.attacks import attack_class
-from robustkit.auditing.checks import Flag, sanity_flags
-from robustkit.auditing.distributed import is_main, join_torchrun
-from robustkit.auditing.engine import audit
-from robustkit.auditing.leaderboard import compare as compare_leaderboard
-from robustkit.auditing.leaderboard import leaderboard_lines
-from robustkit.auditing.noise_probes import check_mode, describe_probes
-from robustkit.auditing.plan import DEFAULT_ATTACKS, Corruptions
-from robustkit.auditing.results import (
-    CORRUPTION,
-    CORRUPTION_MEAN,
-    CORRUPTION_WORST,
-    WORST_CASE,
-    AuditResult,
-    ensure_writable_dir,
-)
-from robustkit.auditing.suites import DEFAULT_SUITE, SUITES, get_suite
-from robustkit.commands.console import (
-    logging_to,
-    print_table,
-    recorded_command,
-    stderr,
-    stdout,
-)
+from robustkit.auditing.suites import DEFAULT_ATTACKS, DEFAULT_SUITE, SUITES, get_suite
+from robustkit.commands.console import logging_to, stderr
 from robustkit.commands.options import (
     BatchSize,
     ChannelsLast,
@@ -49,19 +29,13 @@ from robustkit.commands.options import (
     parse_names,
     require_positive,
 )
-from robustkit.corruptions import SEVERITIES, check_severities, parse_corruptions
-from robustkit.corruptions.base import protocol
-from robustkit.data import DatasetInfo, load_dataset, read_indices, select, subset
-from robustkit.defenses.evaluation import DEFENSE_ATTACKS, audit_defense
-from robustkit.defenses.manifold import load_defense
 from robustkit.errors import RobustkitError
-from robustkit.models import RobustModel, check_classifier, check_deterministic, load_model
-from robustkit.models.execution import Execution
-from robustkit.models.leaderboard import leaderboard_entry
-from robustkit.models.robustbench import dataset_of as zoo_dataset
-from robustkit.reports import write_report
 
-MODEL_COLUMN_WIDTH = 24  # a longer model name wraps over several lines
+if TYPE_CHECKING:
+    from robustkit.auditing.plan import Corruptions
+    from robustkit.data import DatasetInfo
+    from robustkit.models import RobustModel
+
 DEFAULT_NUM_SAMPLES = 100  # images an audit attacks unless told: under a minute on 2 cores
 
 
@@ -266,6 +240,17 @@ def audit_command(
     probe_mode = _noise_probes(noise_probes, off=no_noise_probes)
     if corruption_plan is not None and defense is not None:
         raise RobustkitError("--corruptions audits a plain model: drop --defense or --corruptions")
+    from robustkit.auditing.distributed import is_main, join_torchrun
+    from robustkit.auditing.engine import audit
+    from robustkit.auditing.results import ensure_writable_dir
+    from robustkit.commands.audit_output import publish
+    from robustkit.data import load_dataset, select
+    from robustkit.defenses.evaluation import audit_defense
+    from robustkit.defenses.manifold import load_defense
+    from robustkit.models import check_classifier, check_deterministic, load_model
+    from robustkit.models.execution import Execution
+    from robustkit.models.robustbench import dataset_of as zoo_dataset
+
     out_dir = ensure_writable_dir(out)
     device = join_torchrun(device)
     attack_names = _attack_names(attacks, suite, defended=defense is not None)
@@ -333,11 +318,13 @@ def audit_command(
             **settings,
         )
     if is_main():  # rank 0 writes the results of a distributed audit
-        _publish(result, out_dir, strict=strict)
+        publish(result, out_dir, strict=strict)
 
 
 def _listed(indices: Path | None, num_samples: int | None) -> list[int] | None:
     """The dataset indices of --indices, read before anything loads (None: a seeded subset)."""
+    from robustkit.data import read_indices
+
     if indices is None:
         return None
     if num_samples is not None:
@@ -350,6 +337,10 @@ def _listed(indices: Path | None, num_samples: int | None) -> list[int] | None:
 
 def _corruptions(names: str | None, severities: str | None, table: str) -> Corruptions | None:
     """The corruptions and severities asked for, checked before anything loads."""
+    from robustkit.auditing.plan import Corruptions
+    from robustkit.corruptions import SEVERITIES, check_severities, parse_corruptions
+    from robustkit.corruptions.base import protocol
+
     if names is None:
         if severities is not None:
             raise RobustkitError("--severities applies to --corruptions: add --corruptions all")
@@ -365,6 +356,8 @@ def _corruptions(names: str | None, severities: str | None, table: str) -> Corru
 
 def _noise_probes(mode: str, *, off: bool) -> str:
     """--noise-probes checked before anything loads; --no-noise-probes is its ``off``."""
+    from robustkit.auditing.probe_modes import check_mode
+
     checked = check_mode(mode.strip().lower())
     if off and checked != "auto":
         raise RobustkitError(f"--no-noise-probes contradicts --noise-probes {mode}: keep one")
@@ -374,6 +367,9 @@ def _noise_probes(mode: str, *, off: bool) -> str:
 def _attack_names(attacks: str | None, suite: str | None, *, defended: bool) -> list[str] | None:
     """The attacks named on the command line, checked before anything loads (None: the
     diagnostics and the standard suite; ``none``: no attack)."""
+    from robustkit.attacks import attack_class
+    from robustkit.defenses.evaluation import DEFENSE_ATTACKS
+
     names: list[str] | None = None
     if attacks is not None and attacks.strip().lower() == "none":
         names = []
@@ -394,125 +390,11 @@ def _image_size(model: RobustModel) -> int | None:
 
 def _sample(info: DatasetInfo, num_samples: int | None, seed: int) -> DatasetInfo:
     """The seeded subset an audit attacks: ``--num-samples``, the default size, or all (0)."""
+    from robustkit.data import subset
+
     if num_samples == 0:
         return info
     size = len(info.dataset)  # type: ignore[arg-type]
     return subset(
         info, min(DEFAULT_NUM_SAMPLES, size) if num_samples is None else num_samples, seed
     )
-
-
-def _publish(result: AuditResult, out_dir: Path, *, strict: bool) -> None:
-    """Save the results and report, print the table and the checks; --strict fails on a flag."""
-    result.config["command"] = recorded_command()
-    entry = leaderboard_entry(str(result.config.get("model")))
-    if entry is not None:
-        result.config["leaderboard"] = compare_leaderboard(result, entry)
-    result.save(out_dir)
-    report = write_report(result, out_dir / "report.html")
-    print_table(summary_table(result))
-    print_protocol(result)
-    print_noise_probes(result)
-    print_leaderboard(result)
-    flags = sanity_flags(result)
-    print_flags(result, flags)
-    stdout.print(f"results written to {out_dir}/, report: {report}", highlight=False)
-    if strict and flags:
-        stderr.print(f"--strict: {len(flags)} check(s) failed", highlight=False)
-        raise typer.Exit(code=1)
-
-
-def print_protocol(result: AuditResult) -> None:
-    """Which protocol ran and why, and the counting rule where points took several passes."""
-    protocol = result.config.get("protocol")
-    if not protocol:
-        return
-    stdout.print(
-        f"[bold]protocol:[/] {escape(str(protocol['name']))} (suite "
-        f"{escape(str(protocol['suite']))}): {escape(str(protocol['reason']))}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    if "rule" in protocol:
-        stdout.print(f"[bold]rule:[/] {escape(protocol['rule'])}", highlight=False, soft_wrap=True)
-
-
-def print_noise_probes(result: AuditResult) -> None:
-    """One line when the noise probes were cut to the audit's size, saying how to run them whole."""
-    recorded = result.config.get("noise_probes")
-    if recorded and recorded["cut"]:
-        stdout.print(
-            f"[bold yellow]note:[/] {escape(describe_probes(recorded))}",
-            highlight=False,
-            soft_wrap=True,
-        )
-
-
-def print_leaderboard(result: AuditResult) -> None:
-    """A RobustBench zoo model's leaderboard figures beside ours, below the table."""
-    record = result.config.get("leaderboard")
-    for label, text in leaderboard_lines(record) if record else ():
-        stdout.print(f"[bold]{label}:[/] {escape(text)}", highlight=False, soft_wrap=True)
-
-
-def print_flags(result: AuditResult, flags: list[Flag]) -> None:
-    """The checks' verdicts below the table, where the user looks."""
-    if not result.config.get("evaluation", True):
-        stdout.print(
-            f"[bold yellow]note:[/] suite {result.config.get('suite')!r} is a smoke check, not "
-            "an evaluation: use --suite standard for a robust accuracy you can report",
-            highlight=False,
-        )
-    for flag in flags:
-        colour = "red" if flag.severity == "error" else "yellow"
-        stdout.print(
-            f"[bold {colour}]{flag.severity}:[/] {escape(f'[{flag.code}]')} {escape(flag.message)}",
-            highlight=False,
-            soft_wrap=True,
-        )
-
-
-def summary_table(result: AuditResult) -> Table:
-    """The summary view as a Rich table, worst case in bold. Names wrap rather than being cut;
-    the model column appears only when the audit holds several models (a defense audit)."""
-    summary = result.summary()
-    config = result.config
-    table = Table(
-        title=f"robustkit audit: {config['model']} on {config['dataset']} "
-        f"({config['num_samples']} samples, {config['wall_time_s']:.1f} s)"
-    )
-    several = summary["model"].nunique() > 1
-    names = int(summary["model"].astype(str).str.len().max())
-    text = ["model"] * several + ["attack", "norm"]
-    passes = int(summary["passes"].max()) if len(summary) else 1
-    extra = ["all passes", "majority"] if passes > 1 else []
-    for column in [*text, "eps", "n", "clean acc", "robust acc", *extra, "95% CI"]:
-        right = column not in text
-        table.add_column(
-            column,
-            justify="right" if right else "left",
-            overflow="fold",
-            no_wrap=column != "model",  # only the model's name may wrap, never be cut
-            min_width=min(MODEL_COLUMN_WIDTH, names) if column == "model" else None,
-        )
-    cells = (summary["norm"] == CORRUPTION) & ~summary["attack"].isin(
-        [CORRUPTION_MEAN, CORRUPTION_WORST]
-    )
-    for row in summary[~cells].itertuples():  # corruption cells: in summary.csv and the report
-        style = "bold" if row.attack in (WORST_CASE, CORRUPTION_MEAN, CORRUPTION_WORST) else None
-        attack = str(row.attack)
-        if row.attack == CORRUPTION_WORST:
-            attack = f"{attack}: {row.corruption}"
-        table.add_row(
-            *[str(row.model)] * several,
-            attack,
-            str(row.norm),
-            "-" if row.eps != row.eps else f"{row.eps:g}",
-            str(row.n),
-            f"{row.clean_accuracy:.1%}",
-            f"{row.robust_accuracy:.1%}",
-            *([f"{row.robust_all_passes:.1%}", f"{row.robust_majority:.1%}"] if extra else []),
-            "-" if row.ci_low != row.ci_low else f"{row.ci_low:.1%}-{row.ci_high:.1%}",
-            style=style,
-        )
-    return table

@@ -8,25 +8,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from robustkit.commands.choices import FRESH_ARCHITECTURES
 from robustkit.commands.console import logging_to, recorded_command, stderr, stdout
 from robustkit.commands.options import DataRoot, Device, OutputIndex, OutputKey
-from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
-from robustkit.models import check_classifier
-from robustkit.models.architectures import ARCHITECTURES
-from robustkit.progress import progress_bar
-from robustkit.training import StepStats, TrainConfig, check_output, initial_model, train
+
+if TYPE_CHECKING:  # torch and the training code load when the command runs: --help stays quick
+    from robustkit.training import StepStats
 
 
 def train_command(
     model: Annotated[
         str,
         typer.Option(
-            help="arch:NAME (fresh: " + ", ".join(ARCHITECTURES) + ") or any model spec to "
+            help="arch:NAME (fresh: " + ", ".join(FRESH_ARCHITECTURES) + ") or any model spec to "
             "fine-tune (zoo:NAME, file.py:factory, ...)"
         ),
     ] = "arch:fast-mnist",
@@ -73,6 +72,10 @@ def train_command(
     device: Device = None,
 ) -> None:
     """Train a model (adversarially) and write its weights, metadata and per-epoch metrics."""
+    from robustkit.data import load_dataset
+    from robustkit.models import check_classifier
+    from robustkit.training import TrainConfig, check_output, initial_model, train
+
     config = TrainConfig(
         method=method,
         eps=eps,
@@ -115,6 +118,8 @@ def train_command(
 @contextmanager
 def _progress() -> Iterator[Callable[[StepStats], None]]:
     """A Rich progress bar on stderr (only on a terminal) and the callback that drives it."""
+    from robustkit.progress import progress_bar
+
     bar = progress_bar("epoch {task.fields[epoch]}", stats=True)
     task = bar.add_task("train", total=None, epoch=0, stats="")
 

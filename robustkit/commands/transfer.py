@@ -6,27 +6,21 @@ Registered in robustkit.cli as ``app.command("transfer")(clean_errors(transfer_c
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    TaskID,
-)
 from rich.table import Table
-from torch import nn
 
-from robustkit.attacks import attack_class
-from robustkit.auditing.results import ensure_writable_dir
+from robustkit.commands.choices import ENSEMBLE_MODES, SKLEARN_KINDS
 from robustkit.commands.console import print_table, recorded_command, stdout
 from robustkit.commands.options import DataRoot, Device, OutputIndex, OutputKey
-from robustkit.data import indices_record, load_dataset
 from robustkit.errors import RobustkitError
-from robustkit.models import load_model
-from robustkit.models.ensemble import MODES, Ensemble
-from robustkit.progress import progress_bar
-from robustkit.transfer import TransferResult, transfer_matrix
-from robustkit.transfer.result import STEM
-from robustkit.transfer.sklearn_targets import KINDS, PREFIX, train_sklearn_targets
+
+if TYPE_CHECKING:  # torch and the library load when the command runs: --help stays quick
+    from rich.progress import TaskID
+    from torch import nn
+
+    from robustkit.transfer import TransferResult
 
 
 def transfer_command(
@@ -36,12 +30,12 @@ def transfer_command(
     output_index: OutputIndex = None,
     output_key: OutputKey = None,
     sklearn: Annotated[
-        str, typer.Option(help="scikit-learn models to train: " + ",".join(KINDS))
+        str, typer.Option(help="scikit-learn models to train: " + ",".join(SKLEARN_KINDS))
     ] = "",
     ensemble: Annotated[
         bool, typer.Option(help="add the ensemble of --models as an extra source")
     ] = False,
-    ensemble_mode: Annotated[str, typer.Option(help=" or ".join(MODES))] = "loss",
+    ensemble_mode: Annotated[str, typer.Option(help=" or ".join(ENSEMBLE_MODES))] = "loss",
     attack: Annotated[str, typer.Option(help="attack name (see robustkit attacks)")] = "pgd-linf",
     eps: Annotated[float, typer.Option(help="attack budget")] = 0.3,
     steps: Annotated[int | None, typer.Option(help="iterations (default: the attack's)")] = None,
@@ -62,6 +56,16 @@ def transfer_command(
     ] = (Path("robustkit-transfer")),
 ) -> None:
     """Craft adversarials on every model once and score them on every model."""
+    from robustkit.attacks import attack_class
+    from robustkit.auditing.results import ensure_writable_dir
+    from robustkit.data import indices_record, load_dataset
+    from robustkit.models import load_model
+    from robustkit.models.ensemble import Ensemble
+    from robustkit.progress import progress_bar
+    from robustkit.transfer import transfer_matrix
+    from robustkit.transfer.result import STEM
+    from robustkit.transfer.sklearn_targets import KINDS, PREFIX, train_sklearn_targets
+
     out_dir = ensure_writable_dir(out)
     attack_class(attack)  # fail fast, before loading anything, on an unknown name
     kinds = _names(sklearn)

@@ -17,20 +17,13 @@ import torch
 from torch import Tensor, nn
 
 from robustkit.attacks import Attack
+from robustkit.auditing.plan import attack_iterations
 
 log = logging.getLogger(__name__)
 
 CPU_FRIENDLY = (
     "--num-samples 16 --steps 10 --projection-steps 50 --projection-restarts 2 --eot-samples 2"
 )
-
-
-def attack_iterations(attack: Attack) -> int:
-    """Forward (and backward) passes one attack spends per sample at most, without early stop."""
-    passes = int(getattr(attack, "queries", getattr(attack, "steps", 1)))
-    restarts = int(getattr(attack, "restarts", 1))
-    targets = int(getattr(attack, "num_targets", 1))
-    return passes * restarts * targets
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from robustkit.auditing.checks import CHECKS, sanity_flags, steps_flags
 from robustkit.auditing.leaderboard import leaderboard_lines
-from robustkit.auditing.noise_probes import describe_probes
+from robustkit.auditing.probe_modes import describe_probes
 from robustkit.auditing.results import AuditResult
 from robustkit.errors import RobustkitError
 from robustkit.reports import figures, images, views
