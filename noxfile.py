@@ -1,8 +1,8 @@
-"""Developer sessions: tests, lint (ruff) and typecheck (mypy)."""
+"""Developer sessions: tests, lint (ruff), typecheck (mypy) and docs (mkdocs)."""
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -15,7 +15,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    paths = ["robustkit", "tests", "benchmarks", "scripts", "examples"]
+    paths = ["robustkit", "tests", "benchmarks", "scripts", "examples", "docs/hooks"]
     session.run("ruff", "check", *paths, "noxfile.py")
     session.run("ruff", "format", "--check", *paths)
 
@@ -24,3 +24,10 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site as CI does: strict (any warning fails), outside the repo."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", session.create_tmp() + "/site")

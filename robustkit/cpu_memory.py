@@ -3,12 +3,11 @@ operating system on every free.
 
 PyTorch's CPU allocator asks the C library for each activation and gradient buffer. glibc serves
 blocks above its mmap threshold (128 KiB at first) with fresh ``mmap`` pages and unmaps them on
-free, so a batch of 500 MNIST images pays page faults on every layer of every forward and backward
-pass. Measured here on 2 cores: 136,200 page faults over 50 forwards of a 450-image batch with
-glibc's defaults, 1,635 with the thresholds below (``tests/test_cpu_memory.py``), and Square on the
-bundled robust CNN about 1.6x faster (Intel's PyTorch CPU guide gets the same effect by preloading
-jemalloc or tcmalloc). The cost is memory the process keeps after a free; it is reused by the next
-batch, which has the same shapes.
+free, so every layer of every forward and backward pass pays page faults again. Raising the
+thresholds keeps those pages mapped (Intel's PyTorch CPU guide gets the same effect by preloading
+jemalloc or tcmalloc); what it saves is measured on the Benchmarks page of the documentation and
+checked by ``tests/test_cpu_memory.py``. The cost is memory the process keeps after a free; it is
+reused by the next batch, which has the same shapes.
 """
 
 from __future__ import annotations

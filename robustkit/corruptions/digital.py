@@ -19,7 +19,7 @@ def brightness(x: Tensor, shift: float, _: Protocol, g: torch.Generator) -> Tens
     """The HSV value channel raised by ``shift``. Hue and saturation fixed, every channel is
     proportional to the value (the channel maximum), so the HSV round trip reduces to a rescale
     by new/old value (grey where the value is 0); the tests check it against kornia's
-    rgb_to_hsv / hsv_to_rgb, which is 20x slower on CPU."""
+    rgb_to_hsv / hsv_to_rgb round trip, which is much slower on CPU."""
     value = x.amax(dim=1, keepdim=True)
     raised = (value + shift).clamp(0, 1)
     return torch.where(value > 0, x * raised / value.clamp(min=1e-12), raised)
