@@ -77,6 +77,7 @@ def test_every_registered_attack_keeps_bounds_budget_and_shapes(name, tiny):
     torch.manual_seed(0)
     result = attack(model, x, y, eps=eps)
     assert isinstance(result, AttackResult)
+    assert (result.radius is not None) == attack.minimum_norm
     assert result.x_adv.shape == x.shape and result.x_adv.dtype == x.dtype
     assert result.success.shape == (16,) and result.success.dtype == torch.bool
     assert result.adv_pred.shape == (16,)
@@ -93,6 +94,39 @@ def test_every_registered_attack_keeps_bounds_budget_and_shapes(name, tiny):
     with torch.no_grad():
         assert torch.equal(model(result.x_adv).argmax(dim=1), result.adv_pred)
     assert torch.equal(result.success, result.adv_pred != y)
+
+
+# What the audit's checks read of an attack, and the values each may take.
+DECLARED = {
+    "loss": {"ce", "dlr", "margin", None},
+    "gradient_free": {True, False},
+    "minimum_norm": {True, False},
+    "randomized_ok": {True, False},
+}
+PEERS = ["foolbox:LinfPGD", "art:ProjectedGradientDescent", "art:SquareAttack"]
+
+
+def declared_by(cls: type[Attack], trait: str) -> type | None:
+    """The class of ``cls``'s own hierarchy (below Attack) that sets ``trait``, if any."""
+    own = cls.__mro__[: cls.__mro__.index(Attack)]
+    return next((c for c in own if trait in vars(c)), None)
+
+
+@pytest.mark.parametrize("name", [*list_attacks(), *PEERS])
+def test_every_attack_declares_what_the_checks_read(name):
+    cls = attack_class(name)
+    for trait, allowed in DECLARED.items():
+        assert declared_by(cls, trait) is not None, f"{name} does not declare {trait}"
+        assert getattr(cls, trait) in allowed, f"{name}.{trait} = {getattr(cls, trait)!r}"
+    fields = {field.name for field in dataclasses.fields(cls)}
+    # the rand protocol hands these to exactly the attacks that work under EOT
+    assert cls.randomized_ok == ({"eot_samples", "eval_passes"} <= fields)
+
+
+def test_peers_take_their_kind_from_what_their_library_declares():
+    assert attack_class("art:SquareAttack").gradient_free  # ART: needs no gradient
+    assert not attack_class("art:ProjectedGradientDescent").gradient_free
+    assert not attack_class("foolbox:LinfPGD").gradient_free  # foolbox declares nothing
 
 
 @pytest.mark.parametrize("name", list_attacks())
