@@ -119,7 +119,7 @@ class GradientAttack(Attack):
             grad = self._direction(torch.autograd.grad(objective.sum(), x)[0], state.grad)
         state = dataclasses.replace(state, x=x.detach(), grad=grad)
         done = broken if need_grad else torch.ones_like(broken)
-        if not (need_grad and not self.early_stop) and bool(done.any()):
+        if (self.early_stop or not need_grad) and bool(done.any()):
             out.record(state.index[done], state.x[done], broken[done], objective.detach()[done])
             return select_rows(state, ~done), True
         return state, False
