@@ -77,6 +77,7 @@ def test_every_registered_attack_keeps_bounds_budget_and_shapes(name, tiny):
     torch.manual_seed(0)
     result = attack(model, x, y, eps=eps)
     assert isinstance(result, AttackResult)
+    assert (result.radius is not None) == attack.minimum_norm
     assert result.x_adv.shape == x.shape and result.x_adv.dtype == x.dtype
     assert result.success.shape == (16,) and result.success.dtype == torch.bool
     assert result.adv_pred.shape == (16,)
@@ -93,6 +94,39 @@ def test_every_registered_attack_keeps_bounds_budget_and_shapes(name, tiny):
     with torch.no_grad():
         assert torch.equal(model(result.x_adv).argmax(dim=1), result.adv_pred)
     assert torch.equal(result.success, result.adv_pred != y)
+
+
+# What the audit's checks read of an attack, and the values each may take.
+DECLARED = {
+    "loss": {"ce", "dlr", "margin", None},
+    "gradient_free": {True, False},
+    "minimum_norm": {True, False},
+    "randomized_ok": {True, False},
+}
+PEERS = ["foolbox:LinfPGD", "art:ProjectedGradientDescent", "art:SquareAttack"]
+
+
+def declared_by(cls: type[Attack], trait: str) -> type | None:
+    """The class of ``cls``'s own hierarchy (below Attack) that sets ``trait``, if any."""
+    own = cls.__mro__[: cls.__mro__.index(Attack)]
+    return next((c for c in own if trait in vars(c)), None)
+
+
+@pytest.mark.parametrize("name", [*list_attacks(), *PEERS])
+def test_every_attack_declares_what_the_checks_read(name):
+    cls = attack_class(name)
+    for trait, allowed in DECLARED.items():
+        assert declared_by(cls, trait) is not None, f"{name} does not declare {trait}"
+        assert getattr(cls, trait) in allowed, f"{name}.{trait} = {getattr(cls, trait)!r}"
+    fields = {field.name for field in dataclasses.fields(cls)}
+    # the rand protocol hands these to exactly the attacks that work under EOT
+    assert cls.randomized_ok == ({"eot_samples", "eval_passes"} <= fields)
+
+
+def test_peers_take_their_kind_from_what_their_library_declares():
+    assert attack_class("art:SquareAttack").gradient_free  # ART: needs no gradient
+    assert not attack_class("art:ProjectedGradientDescent").gradient_free
+    assert not attack_class("foolbox:LinfPGD").gradient_free  # foolbox declares nothing
 
 
 @pytest.mark.parametrize("name", list_attacks())
@@ -117,7 +151,8 @@ def test_early_stop_skips_points_already_broken(tiny):
     model.seen = 0
     result = PGDLinf(steps=40)(model, x, wrong, eps=0.1)
     assert result.success.all()
-    assert model.seen == len(x)  # one forward pass showed every point already misclassified
+    # one forward pass showed every point already misclassified, one scored what is returned
+    assert model.seen == 2 * len(x)
 
 
 def test_early_stop_spends_less_work_than_full_run(tiny):
@@ -127,7 +162,7 @@ def test_early_stop_spends_less_work_than_full_run(tiny):
     with_stop = model.seen
     model.seen = 0
     full = PGDLinf(steps=40, early_stop=False)(model, x, y, eps=0.3)
-    assert model.seen == 41 * len(x)
+    assert model.seen == 42 * len(x)  # 40 steps and the last iterate, then the scoring pass
     assert with_stop < model.seen / 4
     assert full.success.all()
 
@@ -137,8 +172,9 @@ def test_restarts_run_only_on_unbroken_points(tiny):
     model.seen = 0
     result = PGDLinf(steps=5, restarts=3)(model, x, y, eps=0.02)
     unbroken = int((~result.success).sum())
-    # a full run costs at most steps + 1 = 6 forwards per point; later restarts only see survivors
-    assert model.seen <= 6 * len(x) + 2 * 6 * unbroken
+    # a full run costs at most steps + 1 = 6 forwards per point; later restarts only see
+    # survivors; one pass scores what is returned
+    assert model.seen <= 6 * len(x) + 2 * 6 * unbroken + len(x)
 
 
 def test_more_restarts_never_lower_attack_success(tiny):

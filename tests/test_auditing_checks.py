@@ -148,6 +148,27 @@ def test_dlr_attacks_breaking_what_ce_missed_is_flagged() -> None:
     assert sanity_flags(build({("apgd-t", 0.3): 0.02}, steps={})) == []  # no CE attack ran
 
 
+def test_each_attack_declares_its_kind_for_the_checks() -> None:
+    # mi-fgsm declares the CE loss (no list of names knows it): DLR breaking 8% more is flagged
+    momentum = {("mi-fgsm", 0.3): 0.1, ("apgd-t", 0.3): 0.02}
+    assert codes(sanity_flags(build(momentum, steps={"mi-fgsm": 10}))) == ["ce-dlr-disagree"]
+    # fmn maximises a margin, neither CE nor DLR; an attack no registry knows is neither either
+    assert sanity_flags(build({("fmn", 0.3): 0.1, ("apgd-t", 0.3): 0.02}, steps={})) == []
+    assert sanity_flags(build({("mine", 0.3): 0.1, ("apgd-t", 0.3): 0.02}, steps={})) == []
+
+
+def test_a_loss_recorded_in_run_json_overrides_the_declared_one() -> None:
+    result = build({("fgsm", 0.3): 0.3, ("pgd-linf", 0.3): 0.1}, steps={"fgsm": 1})
+    assert sanity_flags(result) == []  # PGD on CE breaking more than FGSM: sound
+    result.config["attacks"].append({"name": "pgd-linf", "steps": 10, "loss": "dlr"})
+    assert codes(sanity_flags(result)) == ["ce-dlr-disagree"]
+
+
+def test_a_peer_attack_is_classified_by_what_its_library_declares() -> None:
+    square = {("pgd-linf", 0.3): 0.1, ("art:SquareAttack", 0.3): 0.05}
+    assert codes(sanity_flags(build(square, steps={}))) == ["gradient-free-beats-gradient"]
+
+
 def test_model_probe_flags_recorded_in_run_json_are_reported() -> None:
     result = build(SOUND)
     result.config["model_checks"] = [

@@ -2,7 +2,7 @@
 
 from robustkit.attacks.apgd import APGDCE, APGDCEL2, APGDDLR, APGDDLRL2, APGDT, APGDTL2
 from robustkit.attacks.apgd_l1 import APGDCEL1, APGDTL1
-from robustkit.attacks.base import Attack, AttackResult
+from robustkit.attacks.base import Attack, AttackResult, BudgetError
 from robustkit.attacks.fab import FABTargetedL2, FABTargetedLinf
 from robustkit.attacks.fab_l1 import FABTargetedL1
 from robustkit.attacks.fmn import FMNL1, FMNL2, FMNLinf
@@ -30,6 +30,7 @@ __all__ = [
     "PGDL2",
     "Attack",
     "AttackResult",
+    "BudgetError",
     "FABTargetedL1",
     "FABTargetedL2",
     "FABTargetedLinf",

@@ -10,29 +10,16 @@ targeted DLR loss towards each of the top classes in turn (``apgd-t``, the AutoA
 from __future__ import annotations
 
 import dataclasses
-from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import (
-    Attack,
-    AttackResult,
-    attack_objective,
-    runner_up_classes,
-)
-from robustkit.attacks.geometry import (
-    l2_direction,
-    l2_project,
-    l2_random_start,
-    linf_project,
-    linf_random_start,
-    per_sample,
-)
+from robustkit.attacks.base import Attack, attack_objective, runner_up_classes
 from robustkit.attacks.registry import register_attack
+from robustkit.attacks.runs import Kept, Points, RunOutcome, per_sample, select_rows
 from robustkit.errors import RobustkitError
 from robustkit.models.passes import pass_logits
 from robustkit.models.wrapper import BOUNDS
@@ -123,10 +110,6 @@ class StepSizeSchedule:
         )
         return schedule, improved, halve
 
-    def select(self, keep: Tensor) -> StepSizeSchedule:
-        """The schedule of the points in ``keep`` only."""
-        return _select(self, keep)
-
 
 @dataclass(frozen=True)
 class _Batch:
@@ -147,25 +130,7 @@ class _Batch:
     share_x: Tensor  # that iterate
 
 
-_S = TypeVar("_S", "_Batch", "StepSizeSchedule")
-
-
-def _select(state: _S, keep: Tensor) -> _S:
-    """The state of the points in ``keep`` only: every per-sample tensor field sliced."""
-    sliced: dict[str, Any] = {
-        field.name: value[keep]
-        for field in dataclasses.fields(state)
-        if isinstance(value := getattr(state, field.name), Tensor)
-    }
-    return dataclasses.replace(state, **sliced)
-
-
-@dataclass(frozen=True, kw_only=True)
-class _RunOutcome:
-    x_adv: Tensor
-    success: Tensor
-    objective: Tensor
-    share: Tensor  # of the judging passes that x_adv fooled (1 where it succeeded)
+Evaluation = tuple[Tensor, Tensor, Tensor | None]  # per sample: loss, share fooled, gradient
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,6 +145,9 @@ class AutoPGD(Attack):
 
     iterative: ClassVar[bool] = True
     loss: ClassVar[str] = "ce"
+    minimum_norm: ClassVar[bool] = False
+    gradient_free: ClassVar[bool] = False
+    randomized_ok: ClassVar[bool] = True
     steps: int = 100
     restarts: int = 1
     rho: float = 0.75
@@ -194,18 +162,6 @@ class AutoPGD(Attack):
             raise RobustkitError("eot_samples and eval_passes must be >= 1")
         if not 0 < self.rho <= 1:
             raise RobustkitError(f"rho is a share of steps: use 0 < rho <= 1, got {self.rho:g}")
-
-    @abstractmethod
-    def _random_start(self, x0: Tensor, eps: float) -> Tensor:
-        """A random point of the eps-ball around x0 (before clipping to the bounds)."""
-
-    @abstractmethod
-    def _direction(self, grad: Tensor) -> Tensor:
-        """The steepest-ascent direction of unit size in this norm."""
-
-    @abstractmethod
-    def _project(self, x: Tensor, x0: Tensor, eps: float) -> Tensor:
-        """Back into the eps-ball around x0 (the caller clips to the bounds)."""
 
     def _check_classes(self, classes: int, targeted: bool) -> None:
         """DLR needs the 3rd (targeted: 4th) largest logit: refuse smaller models up front."""
@@ -226,51 +182,19 @@ class AutoPGD(Attack):
         self._check_classes(clean.shape[1], targets is not None)
         yield targets
 
-    def _run(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        labels: Tensor,
-        *,
-        eps: float,
-        targets: Tensor | None,
-    ) -> AttackResult:
+    def _start(
+        self, model: nn.Module, points: Points, eps: float
+    ) -> tuple[Kept, list[Tensor | None]]:
+        """Points the clean passes already fool all count as broken; the aims come from the
+        clean logits averaged over those passes."""
         with torch.no_grad():
-            passes = pass_logits(model, inputs, self.eval_passes)
-        clean = passes.mean(dim=0)
-        success = self._fooled(passes, labels, targets).all(dim=0)  # already broken: nothing to do
-        x_adv = inputs.clone()
-        best = torch.full((len(inputs),), float("-inf"), device=inputs.device)
-        best_share = torch.zeros(len(inputs), device=inputs.device)
-        for aim in self._aims(clean, labels, targets):
-            for _ in range(self.restarts):
-                todo = (~success).nonzero().squeeze(1)
-                if todo.numel() == 0:
-                    break
-                run = self._single_run(
-                    model,
-                    inputs[todo],
-                    labels[todo],
-                    None if aim is None else aim[todo],
-                    None if targets is None else targets[todo],
-                    eps,
-                )
-                share = best_share[todo]
-                better = (run.share > share) | ((run.share == share) & (run.objective > best[todo]))
-                chosen = todo[better]
-                x_adv[chosen] = run.x_adv[better]
-                success[chosen] = run.success[better]
-                best[chosen] = run.objective[better]
-                best_share[chosen] = run.share[better]
-        # score what we return on the whole batch, over fresh passes (adv_pred: the commonest)
-        with torch.no_grad():
-            preds = pass_logits(model, x_adv, self.eval_passes).argmax(dim=2)
-        return AttackResult(
-            x_adv=x_adv,
-            success=((preds == targets) if targets is not None else (preds != labels)).all(dim=0),
-            adv_pred=preds.mode(dim=0).values,
-            correct_passes=(preds == labels).sum(dim=0) if self.eval_passes > 1 else None,
-        )
+            passes = pass_logits(model, points.x0, self.eval_passes)
+        broken = self._fooled(passes, points.labels, points.targets).all(dim=0)
+        aims = list(self._aims(passes.mean(dim=0), points.labels, points.targets))
+        return Kept.start(points.x0, broken), aims
+
+    def _judging_passes(self) -> int:
+        return self.eval_passes
 
     @staticmethod
     def _fooled(logits: Tensor, labels: Tensor, goal: Tensor | None) -> Tensor:
@@ -310,23 +234,33 @@ class AutoPGD(Attack):
         return loss.detach(), share, grad
 
     def _single_run(
-        self,
-        model: nn.Module,
-        x0: Tensor,
-        labels: Tensor,
-        aim: Tensor | None,
-        goal: Tensor | None,
-        eps: float,
-    ) -> _RunOutcome:
+        self, model: nn.Module, points: Points, *, eps: float, restart: int, **settings: Any
+    ) -> RunOutcome:
         """One run from a random start; finished points are written out and leave the batch."""
-        low, high = BOUNDS
-        n = len(x0)
-        out_x = x0.clone()
-        out_success = torch.zeros(n, dtype=torch.bool, device=x0.device)
-        out_objective = torch.empty(n, device=x0.device)
-        x = self._random_start(x0, eps).clamp(low, high)
-        loss, share, grad = self._evaluate(model, x, labels, aim, goal, need_grad=True)
+        out = RunOutcome.blank(points.x0)
+        batch, schedule, seen = self._begin(model, points, eps)
+        for step in range(self.steps + 1):
+            if step > 0:
+                seen = self._evaluate(
+                    model, batch.x, batch.labels, batch.aim, batch.goal, need_grad=step < self.steps
+                )
+            batch, schedule = self._take(batch, schedule, step, seen, out)
+            if batch.index.numel() == 0 or step == self.steps:
+                break
+            with torch.no_grad():
+                batch = self._step(batch, schedule.step_size, eps, plain=step == 0)
+        return self._unbroken(batch, schedule, out)
+
+    def _begin(
+        self, model: nn.Module, points: Points, eps: float
+    ) -> tuple[_Batch, StepSizeSchedule, Evaluation]:
+        """The run's random start, evaluated, and the step-size schedule from there."""
+        x0, labels, aim, goal = points.x0, points.labels, points.aim, points.targets
+        x = self.geometry.random_start(x0, eps).clamp(*BOUNDS)
+        seen = self._evaluate(model, x, labels, aim, goal, need_grad=True)
+        loss, _, grad = seen
         assert grad is not None  # asked for
+        n = len(x0)
         batch = _Batch(
             index=torch.arange(n, device=x0.device),
             x0=x0,
@@ -342,47 +276,48 @@ class AutoPGD(Attack):
             best_share=torch.zeros(n, device=x0.device),
             share_x=x,
         )
-        schedule = StepSizeSchedule.start(INITIAL_STEP * eps, loss, self.steps, self.rho)
-        for step in range(self.steps + 1):
-            if step > 0:
-                loss, share, grad = self._evaluate(
-                    model, batch.x, batch.labels, batch.aim, batch.goal, need_grad=step < self.steps
-                )
-            broken = share >= 1  # fools every judging pass
-            batch = self._keep_most_fooling(batch, share)
-            # write out the first success of each point; with early stop, it leaves the batch
-            new = broken & ~batch.found
-            if bool(new.any()):
-                out_x[batch.index[new]] = batch.x[new]
-                out_success[batch.index[new]] = True
-                out_objective[batch.index[new]] = loss[new]
-                batch = dataclasses.replace(batch, found=batch.found | new)
-            if step > 0:
-                schedule, improved, restart = schedule.observe(step, loss)
-                # after the last step there is no gradient, and no further step to take
-                batch = self._keep_best(
-                    batch, batch.grad if grad is None else grad, improved, restart
-                )
-            if self.early_stop and bool(broken.any()):
-                keep = ~broken
-                batch, schedule = _select(batch, keep), schedule.select(keep)
-                if batch.index.numel() == 0:
-                    break
-            if step == self.steps:
-                break
-            with torch.no_grad():
-                batch = self._step(batch, schedule.step_size, eps, plain=step == 0)
-        # the points never broken: the iterate fooling the most passes, else the highest-loss one
-        out_share = out_success.float()
+        return batch, StepSizeSchedule.start(INITIAL_STEP * eps, loss, self.steps, self.rho), seen
+
+    def _take(
+        self,
+        batch: _Batch,
+        schedule: StepSizeSchedule,
+        step: int,
+        seen: Evaluation,
+        out: RunOutcome,
+    ) -> tuple[_Batch, StepSizeSchedule]:
+        """Fold in the evaluation of the iterate after ``step`` steps: write out each point's
+        first success, update the schedule and best points, and (early stop) drop the points
+        broken here."""
+        loss, share, grad = seen
+        broken = share >= 1  # fools every judging pass
+        batch = self._keep_most_fooling(batch, share)
+        new = broken & ~batch.found
+        if bool(new.any()):
+            out.record(batch.index[new], batch.x[new], True, loss[new])
+            batch = dataclasses.replace(batch, found=batch.found | new)
+        if step > 0:
+            schedule, improved, restart = schedule.observe(step, loss)
+            # after the last step there is no gradient, and no further step to take
+            batch = self._keep_best(batch, batch.grad if grad is None else grad, improved, restart)
+        if self.early_stop and bool(broken.any()):
+            keep = ~broken
+            batch, schedule = select_rows(batch, keep), select_rows(schedule, keep)
+        return batch, schedule
+
+    @staticmethod
+    def _unbroken(batch: _Batch, schedule: StepSizeSchedule, out: RunOutcome) -> RunOutcome:
+        """The run's outcome, with the points never broken at the iterate fooling the most
+        passes, else the highest-loss one."""
+        share = out.success.float()
         if batch.index.numel():
             rest = ~batch.found
             fooling = per_sample(batch.best_share > 0, batch.x)
-            out_x[batch.index[rest]] = torch.where(fooling, batch.share_x, batch.best_x)[rest]
-            out_objective[batch.index[rest]] = schedule.best_loss[rest]
-            out_share[batch.index[rest]] = batch.best_share[rest]
-        return _RunOutcome(
-            x_adv=out_x, success=out_success, objective=out_objective, share=out_share
-        )
+            x_rest = torch.where(fooling, batch.share_x, batch.best_x)[rest]
+            out.record(batch.index[rest], x_rest, False, schedule.best_loss[rest])
+            share[batch.index[rest]] = batch.best_share[rest]
+        out.share = share
+        return out
 
     @staticmethod
     def _keep_most_fooling(batch: _Batch, share: Tensor) -> _Batch:
@@ -419,44 +354,19 @@ class AutoPGD(Attack):
         low, high = BOUNDS
         x, x0 = batch.x, batch.x0
         eta = per_sample(step_size, x)
-        z = self._project(x + eta * self._direction(batch.grad), x0, eps).clamp(low, high)
+        geometry = self.geometry
+        z = geometry.project(x + eta * geometry.direction(batch.grad), x0, eps).clamp(low, high)
         if plain:
             return dataclasses.replace(batch, x=z, x_prev=x)
         moved = x + MOMENTUM * (z - x) + (1 - MOMENTUM) * (x - batch.x_prev)
         return dataclasses.replace(
-            batch, x=self._project(moved, x0, eps).clamp(low, high), x_prev=x
+            batch, x=geometry.project(moved, x0, eps).clamp(low, high), x_prev=x
         )
-
-
-class _LinfBall:
-    """L-inf geometry: uniform start in the cube, signed-gradient steps, clipping."""
-
-    def _random_start(self, x0: Tensor, eps: float) -> Tensor:
-        return linf_random_start(x0, eps)
-
-    def _direction(self, grad: Tensor) -> Tensor:
-        return grad.sign()
-
-    def _project(self, x: Tensor, x0: Tensor, eps: float) -> Tensor:
-        return linf_project(x, x0, eps)
-
-
-class _L2Ball:
-    """L2 geometry: uniform start in the ball, normalised-gradient steps, radial projection."""
-
-    def _random_start(self, x0: Tensor, eps: float) -> Tensor:
-        return l2_random_start(x0, eps)
-
-    def _direction(self, grad: Tensor) -> Tensor:
-        return l2_direction(grad)
-
-    def _project(self, x: Tensor, x0: Tensor, eps: float) -> Tensor:
-        return l2_project(x, x0, eps)
 
 
 @register_attack("apgd-ce")
 @dataclass(frozen=True, kw_only=True)
-class APGDCE(_LinfBall, AutoPGD):
+class APGDCE(AutoPGD):
     """APGD on the cross-entropy loss under an L-inf budget (AutoAttack's first attack)."""
 
     norm = "linf"
@@ -464,7 +374,7 @@ class APGDCE(_LinfBall, AutoPGD):
 
 @register_attack("apgd-ce-l2")
 @dataclass(frozen=True, kw_only=True)
-class APGDCEL2(_L2Ball, AutoPGD):
+class APGDCEL2(AutoPGD):
     """APGD on the cross-entropy loss under an L2 budget."""
 
     norm = "l2"
@@ -472,7 +382,7 @@ class APGDCEL2(_L2Ball, AutoPGD):
 
 @register_attack("apgd-dlr")
 @dataclass(frozen=True, kw_only=True)
-class APGDDLR(_LinfBall, AutoPGD):
+class APGDDLR(AutoPGD):
     """APGD on the DLR loss under an L-inf budget: invariant to the scale of the logits, so a
     model that saturates its softmax (a flat CE gradient) cannot hide behind it."""
 
@@ -482,7 +392,7 @@ class APGDDLR(_LinfBall, AutoPGD):
 
 @register_attack("apgd-dlr-l2")
 @dataclass(frozen=True, kw_only=True)
-class APGDDLRL2(_L2Ball, AutoPGD):
+class APGDDLRL2(AutoPGD):
     """APGD on the DLR loss under an L2 budget."""
 
     norm = "l2"
@@ -521,7 +431,7 @@ class AutoPGDTargeted(AutoPGD):
 
 @register_attack("apgd-t")
 @dataclass(frozen=True, kw_only=True)
-class APGDT(_LinfBall, AutoPGDTargeted):
+class APGDT(AutoPGDTargeted):
     """APGD-T under an L-inf budget (AutoAttack's third attack)."""
 
     norm = "linf"
@@ -529,7 +439,7 @@ class APGDT(_LinfBall, AutoPGDTargeted):
 
 @register_attack("apgd-t-l2")
 @dataclass(frozen=True, kw_only=True)
-class APGDTL2(_L2Ball, AutoPGDTargeted):
+class APGDTL2(AutoPGDTargeted):
     """APGD-T under an L2 budget."""
 
     norm = "l2"

@@ -17,20 +17,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.apgd import AutoPGD, AutoPGDTargeted, _RunOutcome
-from robustkit.attacks.geometry import per_sample
-from robustkit.attacks.l1_ball import (
-    l1_box_project,
-    l1_random_start,
-    l1_sign_direction,
-    l1_sparsify,
-)
+from robustkit.attacks.apgd import AutoPGD, AutoPGDTargeted
+from robustkit.attacks.l1_ball import l1_sparsify
 from robustkit.attacks.registry import register_attack
+from robustkit.attacks.runs import Points, RunOutcome, per_sample, select_rows
 
 CHECK_SHARE = 0.04  # the share of a stage's steps between two step-size checks
 SPARSER = 0.95  # the best point counts as sparser when its support shrank below this share
@@ -53,10 +48,7 @@ class _Stage:
     """The points still in a stage and their search state."""
 
     index: Tensor
-    x0: Tensor
-    labels: Tensor
-    aim: Tensor | None
-    goal: Tensor | None
+    points: Points
     x: Tensor
     grad: Tensor
     best_x: Tensor
@@ -65,19 +57,6 @@ class _Stage:
     step_size: Tensor
     share: Tensor  # the share of coordinates the next step moves
     support: Tensor  # the support size of the best point at the last check
-
-
-_T = TypeVar("_T")
-
-
-def _rows(state: _T, keep: Tensor) -> _T:
-    """The state of the points in ``keep`` only: every tensor field sliced."""
-    sliced: dict[str, Any] = {
-        field.name: value[keep]
-        for field in dataclasses.fields(state)  # type: ignore[arg-type]
-        if isinstance(value := getattr(state, field.name), Tensor)
-    }
-    return dataclasses.replace(state, **sliced)  # type: ignore[type-var]
 
 
 def _support(delta: Tensor) -> Tensor:
@@ -92,78 +71,80 @@ class _AutoPGDL1(AutoPGD):
     norm = "l1"
     large_reps: bool = True
 
-    def _random_start(self, x0: Tensor, eps: float) -> Tensor:
-        return l1_random_start(x0, eps)
-
-    def _direction(self, grad: Tensor) -> Tensor:
-        return l1_sign_direction(grad)
-
-    def _project(self, x: Tensor, x0: Tensor, eps: float) -> Tensor:
-        return l1_box_project(x, x0, eps)
-
     def _single_run(
-        self,
-        model: nn.Module,
-        x0: Tensor,
-        labels: Tensor,
-        aim: Tensor | None,
-        goal: Tensor | None,
-        eps: float,
-    ) -> _RunOutcome:
+        self, model: nn.Module, points: Points, *, eps: float, restart: int, **settings: Any
+    ) -> RunOutcome:
         stages = large_reps_stages(self.steps) if self.large_reps else [(1.0, self.steps)]
-        out = _RunOutcome(
-            x_adv=x0.clone(),
-            success=torch.zeros(len(x0), dtype=torch.bool, device=x0.device),
-            objective=torch.empty(len(x0), device=x0.device),
-            share=torch.zeros(len(x0), device=x0.device),
-        )
-        x = self._random_start(x0, stages[0][0] * eps)
+        out = RunOutcome.blank(points.x0)  # a success fools every judging pass: its share is 1
+        x = self.geometry.random_start(points.x0, stages[0][0] * eps)
         for number, (scale, steps) in enumerate(stages):
             final = number == len(stages) - 1
-            x = self._stage(
-                model,
-                x0,
-                labels,
-                aim,
-                goal,
-                x,
-                scale * eps,
-                steps,
-                warm=self.large_reps,
-                out=out if final else None,
-            )
+            x = self._stage(model, points, x, scale * eps, steps, out=out if final else None)
         return out
 
     def _stage(
         self,
         model: nn.Module,
-        x0: Tensor,
-        labels: Tensor,
-        aim: Tensor | None,
-        goal: Tensor | None,
+        points: Points,
         start: Tensor,
         eps: float,
         steps: int,
         *,
-        warm: bool,
-        out: _RunOutcome | None,
+        out: RunOutcome | None,
     ) -> Tensor:
         """``steps`` steps in the eps-ball from ``start`` (projected); returns the best point
         of every input. With ``out`` (the last stage) successes count: the first of each point
         is written there and the point leaves; the others leave their best point."""
+        size = points.x0[0].numel()
+        state, loss, broken = self._enter(model, points, start, eps)
+        best_x = state.x.clone()
+        every = max(int(CHECK_SHARE * steps), 1)
+        for step in range(steps + 1):
+            if out is not None and bool(broken.any()):
+                out.record(state.index[broken], state.x[broken], True, loss[broken])
+                keep = ~broken
+                state, loss = select_rows(state, keep), loss[keep]
+                if state.index.numel() == 0:
+                    return best_x
+            if step == steps:
+                break
+            with torch.no_grad():
+                ascent = self.geometry.direction(l1_sparsify(state.grad, state.share))
+                moved = state.x + per_sample(state.step_size, state.x) * ascent
+                x = self.geometry.project(moved, state.points.x0, eps)
+            last = step == steps - 1
+            on = state.points
+            loss, fooled, grad = self._evaluate(
+                model, x, on.labels, on.aim, on.targets, need_grad=not last
+            )
+            broken = fooled == 1
+            state = self._observe(state, x, loss, state.grad if grad is None else grad)
+            if (step + 1) % every == 0:
+                state = self._check(state, eps, size)
+        best_x[state.index] = state.best_x
+        if out is not None:
+            out.record(state.index, state.best_x, False, state.best_loss)
+        return best_x
+
+    def _enter(
+        self, model: nn.Module, points: Points, start: Tensor, eps: float
+    ) -> tuple[_Stage, Tensor, Tensor]:
+        """A stage's state at ``start`` projected onto its ball, with the loss there and
+        whether it fools every judging pass. A warm stage (``large_reps``) moves a share of
+        the coordinates set by the support of its start, a cold one FIRST_SHARE of them."""
+        x0 = points.x0
         n, size = len(x0), x0[0].numel()
-        x = self._project(start, x0, eps)
-        loss, fooled, grad = self._evaluate(model, x, labels, aim, goal, need_grad=True)
-        broken = fooled == 1  # fools every judging pass
+        x = self.geometry.project(start, x0, eps)
+        loss, fooled, grad = self._evaluate(
+            model, x, points.labels, points.aim, points.targets, need_grad=True
+        )
         assert grad is not None  # asked for
+        warm = self.large_reps
         support = _support(x - x0) if warm else torch.full((n,), float(size), device=x0.device)
         share = support / size / SHRINK if warm else torch.full_like(support, FIRST_SHARE)
         state = _Stage(
             index=torch.arange(n, device=x0.device),
-            x0=x0,
-            labels=labels,
-            aim=aim,
-            goal=goal,
+            points=points,
             x=x,
             grad=grad,
             best_x=x,
@@ -173,38 +154,7 @@ class _AutoPGDL1(AutoPGD):
             share=share,
             support=support,
         )
-        best_x = x.clone()
-        every = max(int(CHECK_SHARE * steps), 1)
-        for step in range(steps + 1):
-            if out is not None and bool(broken.any()):
-                done = state.index[broken]
-                out.x_adv[done] = state.x[broken]
-                out.success[done] = True
-                out.share[done] = 1.0
-                out.objective[done] = loss[broken]
-                keep = ~broken
-                state, loss = _rows(state, keep), loss[keep]
-                if state.index.numel() == 0:
-                    return best_x
-            if step == steps:
-                break
-            with torch.no_grad():
-                ascent = self._direction(l1_sparsify(state.grad, state.share))
-                moved = state.x + per_sample(state.step_size, state.x) * ascent
-                x = self._project(moved, state.x0, eps)
-            last = step == steps - 1
-            loss, fooled, grad = self._evaluate(
-                model, x, state.labels, state.aim, state.goal, need_grad=not last
-            )
-            broken = fooled == 1
-            state = self._observe(state, x, loss, state.grad if grad is None else grad)
-            if (step + 1) % every == 0:
-                state = self._check(state, eps, size)
-        best_x[state.index] = state.best_x
-        if out is not None:
-            out.x_adv[state.index] = state.best_x
-            out.objective[state.index] = state.best_loss
-        return best_x
+        return state, loss, fooled == 1
 
     @staticmethod
     def _observe(state: _Stage, x: Tensor, loss: Tensor, grad: Tensor) -> _Stage:
@@ -225,7 +175,7 @@ class _AutoPGDL1(AutoPGD):
         """AutoAttack's L1 step-size check: where the best point got sparser, reset the step to
         eps and go back to it; elsewhere shrink the step. The next steps move a share of the
         coordinates set by the best point's support."""
-        support = _support(state.best_x - state.x0)
+        support = _support(state.best_x - state.points.x0)
         sparser = support / state.support.clamp_min(1.0) < SPARSER
         step = torch.where(sparser, eps, state.step_size / SHRINK).clamp(MIN_STEP * eps, eps)
         back = per_sample(sparser, state.x)

@@ -1,9 +1,10 @@
-"""Attack base class: validate the inputs once, then run the subclass's algorithm."""
+"""Attack base class: validate the inputs once, run the subclass's algorithm with the shared
+bookkeeping (restarts, the best outcome per point, fresh scoring), check the budget of what it
+returns."""
 
 from __future__ import annotations
 
 import dataclasses
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -11,8 +12,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from robustkit.attacks.geometry import GEOMETRIES, Geometry, geometry
+from robustkit.attacks.runs import Kept, Points, RunOutcome, per_sample
 from robustkit.errors import RobustkitError
+from robustkit.models.passes import pass_logits
 from robustkit.models.wrapper import BOUNDS, device_of
+
+BUDGET_RTOL, BUDGET_ATOL = 1e-5, 1e-6  # rounding a returned adversarial may show, no more
 
 
 @dataclass(frozen=True)
@@ -28,19 +34,38 @@ class AttackResult:
     correct_passes: Tensor | None = None
 
 
+class BudgetError(RuntimeError):
+    """An attack returned an adversarial outside its eps-ball or the pixel box: a bug in the
+    attack (every built-in keeps the budget by construction), never in the caller's inputs."""
+
+
 @dataclass(frozen=True, kw_only=True)
-class Attack(ABC):
+class Attack:
     """An evasion attack. Hyper-parameters are frozen fields; eps and the model come at call time.
 
     ``norm`` names the budget eps measures: ``"linf"``, ``"l2"``, ``"l1"`` or ``"gaussian"``
-    (noise sigma).
+    (noise sigma); the ball's geometry (:mod:`robustkit.attacks.geometry`) follows from it.
+
+    The base owns the bookkeeping. A call is a series of runs of ``_single_run`` (the one method
+    most attacks write): per aim (``_start``; by default one, the caller's targets) up to
+    ``restarts`` runs (the field, where the attack has one), each on the points still unbroken;
+    per point the best outcome is kept (:class:`~robustkit.attacks.runs.Kept`). What is returned
+    is scored afresh on the model (over ``_judging_passes`` passes) and, for any attack,
+    checked against the budget. An attack that is no series of runs overrides ``_run``.
+
+    Declared per attack, for the audit's checks: ``loss`` (the objective maximised: "ce",
+    "dlr", "margin", or None; a class attribute or the default of a ``loss`` field),
+    ``gradient_free``, ``minimum_norm`` (seeks the smallest adversarial and reports its radius)
+    and ``randomized_ok`` (averages over passes of a randomized model: EOT).
     """
 
     norm: ClassVar[str]
     name: ClassVar[str] = ""
     iterative: ClassVar[bool] = False  # takes an audit's steps and restarts
     needs_generator: ClassVar[bool] = False  # searches a generator's range (``generator=``)
-    minimum_norm: ClassVar[bool] = False  # seeks the smallest adversarial and reports its radius
+    minimum_norm: ClassVar[bool] = False
+    gradient_free: ClassVar[bool] = False
+    randomized_ok: ClassVar[bool] = False
 
     def __call__(
         self,
@@ -55,7 +80,9 @@ class Attack(ABC):
         device = device_of(model)
         inputs, labels, targets = validate_inputs(inputs, labels, targets, device)
         validate_eps(eps, self.norm)
-        return self._run(model, inputs, labels, eps=float(eps), targets=targets)
+        result = self._run(model, inputs, labels, eps=float(eps), targets=targets)
+        check_budget(self, result.x_adv, inputs, float(eps))
+        return result
 
     def describe(self) -> dict[str, Any]:
         """The name and hyper-parameters, JSON-ready (a module field becomes its name)."""
@@ -65,7 +92,11 @@ class Attack(ABC):
         }
         return {"name": self.name, **fields}
 
-    @abstractmethod
+    @property
+    def geometry(self) -> Geometry:
+        """The geometry of the ball eps measures (L-inf, L2 or L1)."""
+        return geometry(self.norm)
+
     def _run(
         self,
         model: nn.Module,
@@ -75,7 +106,79 @@ class Attack(ABC):
         eps: float,
         targets: Tensor | None,
     ) -> AttackResult:
-        """The algorithm, on validated inputs already on the model's device."""
+        """The whole call, on validated inputs already on the model's device."""
+        points = Points(x0=inputs, labels=labels, targets=targets)
+        return self._result(model, points, self._search(model, points, eps))
+
+    def _search(self, model: nn.Module, points: Points, eps: float) -> Kept:
+        """Every run of the call; per point the best outcome."""
+        kept, aims = self._start(model, points, eps)
+        for aim in aims:
+            self._restarts(model, dataclasses.replace(points, aim=aim), kept, eps=eps)
+        return kept
+
+    def _start(
+        self, model: nn.Module, points: Points, eps: float
+    ) -> tuple[Kept, list[Tensor | None]]:
+        """The outcome before any run, and the aims that each get the restarts: here nothing
+        broken and one aim, the caller's targets."""
+        return Kept.start(points.x0), [points.targets]
+
+    def _restarts(
+        self,
+        model: nn.Module,
+        points: Points,
+        kept: Kept,
+        *,
+        eps: float,
+        among: Tensor | None = None,
+        **settings: Any,
+    ) -> None:
+        """Up to ``restarts`` runs, each on the points (of the mask ``among``) still unbroken,
+        each outcome kept where it beats the kept one; ``settings`` go to every run."""
+        for restart in range(self._tries()):
+            todo = kept.open(among)
+            if todo.numel() == 0:
+                return
+            run = self._single_run(model, points.select(todo), eps=eps, restart=restart, **settings)
+            kept.update(todo, run)
+
+    def _tries(self) -> int:
+        """Runs per aim: the ``restarts`` hyper-parameter where the attack has one."""
+        return int(getattr(self, "restarts", 1))
+
+    def _single_run(
+        self, model: nn.Module, points: Points, *, eps: float, restart: int, **settings: Any
+    ) -> RunOutcome:
+        """One run on ``points`` (restart 0 first): per point its adversarial and outcome."""
+        raise NotImplementedError(f"{type(self).__name__} must define _single_run or _run")
+
+    def _judging_passes(self) -> int:
+        """Fresh passes that judge what a call returns (more for a randomized model)."""
+        return 1
+
+    def _result(self, model: nn.Module, points: Points, kept: Kept) -> AttackResult:
+        """The kept adversarials (a minimum-norm attack: only those within eps, else the input)
+        scored afresh, so that success and adv_pred describe x_adv as the model sees it."""
+        x_adv = kept.x_adv
+        if self.minimum_norm:
+            x_adv = torch.where(per_sample(kept.success, x_adv), x_adv, points.x0)
+        passes = self._judging_passes()
+        with torch.no_grad():
+            preds = pass_logits(model, x_adv, passes).argmax(dim=2)
+        goal = preds == points.targets if points.targets is not None else preds != points.labels
+        success = goal.all(dim=0)
+        radius = None
+        if self.minimum_norm:  # a minimum-norm run's objective is minus the norm found
+            success = success & kept.success
+            radius = torch.where(success, -kept.objective, torch.inf)
+        return AttackResult(
+            x_adv=x_adv,
+            success=success,
+            adv_pred=preds.mode(dim=0).values,
+            radius=radius,
+            correct_passes=(preds == points.labels).sum(dim=0) if passes > 1 else None,
+        )
 
 
 def _describe_value(value: Any) -> Any:
@@ -180,14 +283,34 @@ def _dlr(logits: Tensor, labels: Tensor, targets: Tensor | None) -> Tensor:
 def perturbation_norm(delta: Tensor, norm: str) -> Tensor:
     """Per-sample size of a batch of perturbations in ``norm`` (``"linf"``, ``"l2"`` or
     ``"l1"``; noise sigma is measured as the per-pixel RMS)."""
-    flat = delta.flatten(1)
-    if norm == "linf":
-        return flat.abs().amax(dim=1)
-    if norm == "l2":
-        return flat.norm(dim=1)
-    if norm == "l1":
-        return flat.abs().sum(dim=1)
-    return flat.pow(2).mean(dim=1).sqrt()
+    if norm in GEOMETRIES:
+        return GEOMETRIES[norm].distance(delta)
+    return delta.flatten(1).pow(2).mean(dim=1).sqrt()
+
+
+def check_budget(attack: Attack, x_adv: Tensor, inputs: Tensor, eps: float) -> None:
+    """Raise :class:`BudgetError` if an adversarial leaves the pixel box or (a norm with a ball)
+    the eps-ball around its input by more than rounding.
+
+    A violation is a bug in the attack: projecting it away would hide the bug and return a
+    point the attack never scored, so the call fails instead, naming the attack.
+    """
+    low, high = BOUNDS
+    inside = (x_adv >= low - BUDGET_ATOL) & (x_adv <= high + BUDGET_ATOL)  # NaN: outside
+    bad = ~inside.flatten(1).all(dim=1)
+    size = None
+    if attack.norm in GEOMETRIES:
+        size = GEOMETRIES[attack.norm].distance(x_adv - inputs)
+        bad |= ~(size <= eps * (1 + BUDGET_RTOL) + BUDGET_ATOL)
+    if bool(bad.any()):
+        largest = (
+            f", largest {attack.norm} size {size.max().item():.6g}" if size is not None else ""
+        )
+        raise BudgetError(
+            f"attack {attack.name or type(attack).__name__!r} returned {int(bad.sum())} of "
+            f"{len(x_adv)} adversarials outside the pixel box [{low:g}, {high:g}] or its "
+            f"{attack.norm} budget eps={eps:g}{largest}: a bug in the attack"
+        )
 
 
 def runner_up_classes(logits: Tensor, labels: Tensor, count: int) -> Tensor:

@@ -11,24 +11,23 @@ step instead of one per class.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from abc import abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from robustkit.attacks.base import (
     Attack,
-    AttackResult,
     is_adversarial,
     perturbation_norm,
     runner_up_classes,
 )
 from robustkit.attacks.geometry import per_sample
-from robustkit.attacks.minimum_norm import SmallestFound
 from robustkit.attacks.registry import register_attack
+from robustkit.attacks.runs import Kept, Points, RunOutcome
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS
 
@@ -51,7 +50,10 @@ class _FABTargeted(Attack):
     """
 
     iterative: ClassVar[bool] = True
+    loss: ClassVar[str] = "margin"  # the label's logit against the target's, linearised
     minimum_norm: ClassVar[bool] = True
+    gradient_free: ClassVar[bool] = False
+    randomized_ok: ClassVar[bool] = False
     steps: int = 100
     restarts: int = 1
     num_targets: int = 9
@@ -91,32 +93,42 @@ class _FABTargeted(Attack):
         whose minimiser moves the coordinates in turn (L1) overrides ``_project`` instead."""
         raise NotImplementedError
 
-    @abstractmethod
-    def _random_direction(self, like: Tensor) -> Tensor:
-        """Random perturbations of unit norm, one per sample."""
+    def _search(self, model: nn.Module, points: Points, eps: float) -> Kept:
+        """Inputs already adversarial have radius 0; the others get the runs towards every
+        target in turn, then (``escalation_steps``) the longer ones."""
+        with torch.no_grad():
+            logits = model(points.x0)
+        broken = is_adversarial(logits, points.labels, points.targets)
+        kept = Kept.unperturbed(points.x0, broken)
+        if eps == 0:
+            return kept
+        goals = self._target_classes(logits, points.labels, points.targets)
+        kept.extra["goal"] = goals[0].clone()  # per point, the goal of its smallest adversarial
+        self._towards(model, points, kept, goals, eps=eps, steps=self.steps)
+        if self.escalation_steps:
+            self._escalate(model, points, kept, goals, eps)
+        return kept
 
-    def _run(
+    def _towards(
         self,
         model: nn.Module,
-        inputs: Tensor,
-        labels: Tensor,
+        points: Points,
+        kept: Kept,
+        goals: list[Tensor],
         *,
         eps: float,
-        targets: Tensor | None,
-    ) -> AttackResult:
-        with torch.no_grad():
-            logits = model(inputs)
-        best = SmallestFound.start(inputs, eps)
-        best.radius[is_adversarial(logits, labels, targets)] = 0.0
-        if eps > 0:
-            goals = self._target_classes(logits, labels, targets)
-            search = _Search(self, model, inputs, labels, targets, eps, best, goals[0].clone())
-            search.run(goals, self.steps, torch.ones_like(best.radius, dtype=torch.bool))
-            if self.escalation_steps:
-                self._escalate(search, goals)
-        return best.result(model, inputs, labels, targets)
+        steps: int,
+        among: Tensor | None = None,
+    ) -> None:
+        """Runs of ``steps`` towards each goal in turn, with restarts, on the points (of
+        ``among``) not yet within eps."""
+        for goal in goals:
+            aimed = dataclasses.replace(points, aim=goal)
+            self._restarts(model, aimed, kept, eps=eps, among=among, steps=steps)
 
-    def _escalate(self, search: _Search, goals: list[Tensor]) -> None:
+    def _escalate(
+        self, model: nn.Module, points: Points, kept: Kept, goals: list[Tensor], eps: float
+    ) -> None:
         """Longer runs where the short ones fell short: first on the unbroken points closest to
         the boundary (their smallest adversarial so far), towards the target that found it; if
         that breaks at least ``escalation_yield`` of them, on every unbroken point and target.
@@ -124,19 +136,21 @@ class _FABTargeted(Attack):
         linearised boundary far away), and each success steps back by only ``beta``, so a short
         run may end outside eps. Where the probe breaks only a stray point, the long runs would
         cost ten times the short ones for as little."""
-        best = search.best
-        unbroken = best.radius > search.eps
+        unbroken = ~kept.success
         count = min(self.escalation_probe, int(unbroken.sum()))
         if count == 0:
             return
-        closest = best.radius.masked_fill(~unbroken, torch.inf).topk(count, largest=False)
+        radius = -kept.objective  # a minimum-norm run's objective is minus the norm found
+        closest = radius.masked_fill(~unbroken, torch.inf).topk(count, largest=False)
         probe = torch.zeros_like(unbroken)
         probe[closest.indices] = True
-        search.run([search.closest_goal], self.escalation_steps, probe)
-        broken = int((best.radius[probe] <= search.eps).sum())
+        steps = self.escalation_steps
+        found_by = [kept.extra["goal"].clone()]
+        self._towards(model, points, kept, found_by, eps=eps, steps=steps, among=probe)
+        broken = int(kept.success[probe].sum())
         if broken >= self.escalation_yield * count:
             log.debug("FAB probe broke %d of %d: escalating every unbroken point", broken, count)
-            search.run(goals, self.escalation_steps, best.radius > search.eps)
+            self._towards(model, points, kept, goals, eps=eps, steps=steps, among=~kept.success)
 
     def _target_classes(
         self, logits: Tensor, labels: Tensor, targets: Tensor | None
@@ -148,25 +162,20 @@ class _FABTargeted(Attack):
         return list(ranked.unbind(dim=1))
 
     def _single_run(
-        self,
-        model: nn.Module,
-        x0: Tensor,
-        labels: Tensor,
-        goal: Tensor,
-        targets: Tensor | None,
-        *,
-        eps: float,
-        steps: int,
-        random_start: bool,
-    ) -> tuple[Tensor, Tensor]:
-        """One FAB run towards ``goal``: per point its smallest adversarial and that norm (inf
-        and the input where none was found)."""
+        self, model: nn.Module, points: Points, *, eps: float, restart: int, **settings: Any
+    ) -> RunOutcome:
+        """One FAB run of ``settings["steps"]`` towards the aim (from the input, a restart from
+        a random point of the eps/2-sphere): per point its smallest adversarial, with minus its
+        norm as objective (the input and -inf where none was found)."""
+        x0, labels, goal, targets = points.x0, points.labels, points.aim, points.targets
+        assert goal is not None  # FAB always aims at a class
+        steps, random_start = settings["steps"], restart > 0
         low, high = BOUNDS
         best = torch.full((len(x0),), torch.inf, device=x0.device)
         best_x = x0.clone()
         x = x0.clone()
         if random_start:
-            x = (x0 + 0.5 * eps * self._random_direction(x0)).clamp(low, high)
+            x = (x0 + 0.5 * eps * self.geometry.random_direction(x0)).clamp(low, high)
         active = torch.arange(len(x0), device=x0.device)  # the points still in the run
         for _ in range(steps):
             x0_a, labels_a, goal_a = x0[active], labels[active], goal[active]
@@ -192,7 +201,7 @@ class _FABTargeted(Attack):
                     active, x = active[stay], x[stay]
                     if active.numel() == 0:
                         break
-        return best_x, best
+        return RunOutcome(x_adv=best_x, success=best <= eps, objective=-best, extra={"goal": goal})
 
     def _biased_step(self, x: Tensor, x0: Tensor, gap: Tensor, grad: Tensor) -> Tensor:
         """Project the iterate and the original onto the linearised boundary gap(z) = 0 (within
@@ -242,42 +251,6 @@ class _FABTargeted(Attack):
         return weight.sign() * step
 
 
-@dataclass
-class _Search:
-    """One FAB-T call's fixed arguments, to run its targets over a subset of its points; per
-    point, the goal class of the run that found its smallest adversarial."""
-
-    attack: _FABTargeted
-    model: nn.Module
-    inputs: Tensor
-    labels: Tensor
-    targets: Tensor | None
-    eps: float
-    best: SmallestFound
-    closest_goal: Tensor
-
-    def run(self, goals: list[Tensor], steps: int, among: Tensor) -> None:
-        """Runs of ``steps`` towards each goal in turn, on the points of ``among`` not yet
-        within eps, each shrinking ``best``."""
-        for goal in goals:
-
-            def run(todo: Tensor, restart: int, goal: Tensor = goal) -> tuple[Tensor, Tensor]:
-                return self.attack._single_run(
-                    self.model,
-                    self.inputs[todo],
-                    self.labels[todo],
-                    goal[todo],
-                    None if self.targets is None else self.targets[todo],
-                    eps=self.eps,
-                    steps=steps,
-                    random_start=restart > 0,
-                )
-
-            before = self.best.radius.clone()
-            self.best.shrink(self.attack.restarts, run, among=among)
-            self.closest_goal = torch.where(self.best.radius < before, goal, self.closest_goal)
-
-
 def _strongest_other(logits: Tensor, cls: Tensor) -> Tensor:
     return logits.scatter(1, cls[:, None], float("-inf")).argmax(dim=1)
 
@@ -292,10 +265,6 @@ class FABTargetedLinf(_FABTargeted):
     def _rate(self, weight: Tensor) -> Tensor:
         return torch.ones_like(weight)
 
-    def _random_direction(self, like: Tensor) -> Tensor:
-        direction = torch.empty_like(like).uniform_(-1.0, 1.0)
-        return direction / per_sample(perturbation_norm(direction, "linf").clamp_min(1e-12), like)
-
 
 @register_attack("fab-t-l2")
 @dataclass(frozen=True, kw_only=True)
@@ -306,10 +275,6 @@ class FABTargetedL2(_FABTargeted):
 
     def _rate(self, weight: Tensor) -> Tensor:
         return weight
-
-    def _random_direction(self, like: Tensor) -> Tensor:
-        direction = torch.randn_like(like)
-        return direction / per_sample(perturbation_norm(direction, "l2").clamp_min(1e-12), like)
 
 
 def oriented_change(

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from robustkit.attacks.base import perturbation_norm
 from robustkit.attacks.fab import _FABTargeted, oriented_change
-from robustkit.attacks.geometry import per_sample
 from robustkit.attacks.registry import register_attack
 
 
@@ -26,10 +24,6 @@ class FABTargetedL1(_FABTargeted):
     """FAB-T under L1, AutoAttack's L1 configuration: 9 target classes, 100 steps."""
 
     norm = "l1"
-
-    def _random_direction(self, like: Tensor) -> Tensor:
-        direction = torch.randn_like(like)
-        return direction / per_sample(perturbation_norm(direction, "l1").clamp_min(1e-12), like)
 
     def _project(self, points: Tensor, weight: Tensor, change: Tensor) -> Tensor:
         """Per row, the smallest L1 displacement d with weight . d = change and points + d

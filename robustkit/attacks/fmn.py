@@ -10,25 +10,17 @@ change and the step size are cosine-annealed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from abc import abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import (
-    Attack,
-    AttackResult,
-    attack_objective,
-    is_adversarial,
-    perturbation_norm,
-)
-from robustkit.attacks.geometry import per_sample
-from robustkit.attacks.l1_ball import l1_ball_project, l1_random_start
-from robustkit.attacks.minimum_norm import SmallestFound
+from robustkit.attacks.base import Attack, attack_objective, is_adversarial
 from robustkit.attacks.registry import register_attack
+from robustkit.attacks.runs import Kept, Points, RunOutcome, per_sample, select_rows
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS
 
@@ -54,7 +46,10 @@ class _FMN(Attack):
     """
 
     iterative: ClassVar[bool] = True
+    loss: ClassVar[str] = "margin"
     minimum_norm: ClassVar[bool] = True
+    gradient_free: ClassVar[bool] = False
+    randomized_ok: ClassVar[bool] = False
     steps: int = 100
     restarts: int = 1
     gamma_init: float = 0.05
@@ -73,109 +68,109 @@ class _FMN(Attack):
         if self.alpha_init <= 0 or (self.alpha_final is not None and self.alpha_final <= 0):
             raise RobustkitError("alpha_init and alpha_final must be > 0")
 
-    @property
-    def dual(self) -> float:
-        """The dual norm's p, for the linear estimate of the distance to the boundary."""
-        return {"linf": 1.0, "l2": 2.0, "l1": float("inf")}[self.norm]
-
-    @abstractmethod
-    def _project(self, delta: Tensor, radius: Tensor) -> Tensor:
-        """Each perturbation back into its ball of the given radius (the caller clips to the
-        box)."""
-
-    @abstractmethod
-    def _random_start(self, x0: Tensor, eps: float) -> Tensor:
-        """A random perturbation inside the eps-ball (before clipping to the box)."""
-
-    def _run(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        labels: Tensor,
-        *,
-        eps: float,
-        targets: Tensor | None,
-    ) -> AttackResult:
-        best = SmallestFound.start(inputs, eps)
-        if eps == 0:  # only the input itself is in the ball
-            with torch.no_grad():
-                best.radius[is_adversarial(model(inputs), labels, targets)] = 0.0
-            return best.result(model, inputs, labels, targets)
-        best.shrink(
-            self.restarts,
-            lambda todo, restart: self._single_run(
-                model,
-                inputs[todo],
-                labels[todo],
-                None if targets is None else targets[todo],
-                eps=eps,
-                random_start=restart > 0,
-            ),
-        )
-        return best.result(model, inputs, labels, targets)
+    def _start(
+        self, model: nn.Module, points: Points, eps: float
+    ) -> tuple[Kept, list[Tensor | None]]:
+        """No search at eps 0 (only the input is in the ball): inputs already adversarial have
+        radius 0."""
+        if eps > 0:
+            return super()._start(model, points, eps)
+        with torch.no_grad():
+            broken = is_adversarial(model(points.x0), points.labels, points.targets)
+        return Kept.unperturbed(points.x0, broken), []
 
     def _single_run(
-        self,
-        model: nn.Module,
-        x0: Tensor,
-        labels: Tensor,
-        targets: Tensor | None,
-        *,
-        eps: float,
-        random_start: bool,
-    ) -> tuple[Tensor, Tensor]:
-        """One FMN run: per point its smallest adversarial and that norm (inf and the input where
-        none was found). Points adversarial at zero perturbation leave after the first step."""
+        self, model: nn.Module, points: Points, *, eps: float, restart: int, **settings: Any
+    ) -> RunOutcome:
+        """One FMN run (from the input, a later restart from a random point of the eps-ball):
+        per point its smallest adversarial, with minus its norm as objective (the input and
+        -inf where none was found). Points adversarial unperturbed leave after the first step."""
         low, high = BOUNDS
+        x0, geometry = points.x0, self.geometry
         best = torch.full((len(x0),), torch.inf, device=x0.device)
         best_x = x0.clone()
         delta = torch.zeros_like(x0)
-        if random_start:
-            delta = (x0 + self._random_start(x0, eps)).clamp(low, high) - x0
-        ball = torch.full_like(best, torch.inf)
-        worst = perturbation_norm(torch.maximum(x0 - low, high - x0), self.norm)
-        found = torch.zeros_like(best, dtype=torch.bool)
-        alive = torch.arange(len(x0), device=x0.device)
-        alpha_final = self.alpha_init / 100 if self.alpha_final is None else self.alpha_final
+        if restart > 0:
+            delta = (x0 + geometry.random_delta(x0, eps)).clamp(low, high) - x0
+        worst = geometry.distance(torch.maximum(x0 - low, high - x0))
+        state = _Ball(
+            index=torch.arange(len(x0), device=x0.device),
+            points=points,
+            delta=delta,
+            ball=torch.full_like(best, torch.inf),
+            worst=worst,
+            found=torch.zeros_like(best, dtype=torch.bool),
+        )
         for step in range(self.steps + 1):
             last = step == self.steps
-            x = (x0 + delta).requires_grad_(not last)
+            x = (state.points.x0 + state.delta).requires_grad_(not last)
             with torch.set_grad_enabled(not last):
                 logits = model(x)
-                objective = attack_objective(logits, labels, targets, "margin")
-            adv = is_adversarial(logits, labels, targets)
-            norms = perturbation_norm(delta, self.norm)
-            improved = adv & (norms < best[alive])
-            best[alive[improved]] = norms[improved]
-            best_x[alive[improved]] = x.detach()[improved]
+                objective = attack_objective(
+                    logits, state.points.labels, state.points.targets, "margin"
+                )
+            adv = is_adversarial(logits, state.points.labels, state.points.targets)
+            norms = geometry.distance(state.delta)
+            improved = adv & (norms < best[state.index])
+            best[state.index[improved]] = norms[improved]
+            best_x[state.index[improved]] = x.detach()[improved]
             if last:
                 break
             grad = torch.autograd.grad(objective.sum(), x)[0]
             keep = ~(adv & (norms == 0))  # adversarial unperturbed: nothing can be smaller
             if not bool(keep.all()):
-                alive, x0, labels, delta, grad = (t[keep] for t in (alive, x0, labels, delta, grad))
-                adv, norms, objective = adv[keep], norms[keep], objective.detach()[keep]
-                ball, worst, found = ball[keep], worst[keep], found[keep]
-                targets = None if targets is None else targets[keep]
-                if alive.numel() == 0:
+                state, grad = select_rows(state, keep), grad[keep]
+                adv, norms, objective = adv[keep], norms[keep], objective[keep]
+                if state.index.numel() == 0:
                     break
-            cosine = (1 + math.cos(math.pi * step / self.steps)) / 2
-            gamma = self.gamma_final + (self.gamma_init - self.gamma_final) * cosine
-            alpha = alpha_final + (self.alpha_init - alpha_final) * cosine
-            with torch.no_grad():
-                dual = grad.flatten(1).norm(p=self.dual, dim=1).clamp_min(1e-12)
-                to_boundary = objective.detach().abs() / dual
-                first_guess = (norms + to_boundary) * (1 + gamma)
-                ball = torch.where(
-                    adv,
-                    torch.minimum(ball * (1 - gamma), best[alive]),
-                    torch.where(found, ball * (1 + gamma), first_guess),
-                ).minimum(worst)
-                found = found | adv
-                l2 = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
-                delta = delta + alpha * grad / per_sample(l2, grad)
-                delta = (x0 + self._project(delta, ball)).clamp(low, high) - x0
-        return best_x, best
+            state = self._step(state, step, grad, adv, norms, objective.detach(), best)
+        return RunOutcome(x_adv=best_x, success=best <= eps, objective=-best)
+
+    def _step(
+        self,
+        state: _Ball,
+        step: int,
+        grad: Tensor,
+        adv: Tensor,
+        norms: Tensor,
+        objective: Tensor,
+        best: Tensor,
+    ) -> _Ball:
+        """Adapt each point's ball (shrink where adversarial, else grow: at first to the linear
+        estimate of the boundary) and step along the normalised gradient into it."""
+        low, high = BOUNDS
+        alpha_final = self.alpha_init / 100 if self.alpha_final is None else self.alpha_final
+        cosine = (1 + math.cos(math.pi * step / self.steps)) / 2
+        gamma = self.gamma_final + (self.gamma_init - self.gamma_final) * cosine
+        alpha = alpha_final + (self.alpha_init - alpha_final) * cosine
+        with torch.no_grad():
+            dual = grad.flatten(1).norm(p=self.geometry.dual, dim=1).clamp_min(1e-12)
+            to_boundary = objective.abs() / dual
+            first_guess = (norms + to_boundary) * (1 + gamma)
+            ball = torch.where(
+                adv,
+                torch.minimum(state.ball * (1 - gamma), best[state.index]),
+                torch.where(state.found, state.ball * (1 + gamma), first_guess),
+            ).minimum(state.worst)
+            l2 = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
+            delta = state.delta + alpha * grad / per_sample(l2, grad)
+            x0 = state.points.x0
+            delta = (x0 + self.geometry.project_delta(delta, ball)).clamp(low, high) - x0
+        return dataclasses.replace(state, delta=delta, ball=ball, found=state.found | adv)
+
+
+@dataclass(frozen=True)
+class _Ball:
+    """The points still in an FMN run (``index``: their position in it), their perturbation,
+    ball radius, the largest perturbation the box allows, and whether they were ever
+    adversarial."""
+
+    index: Tensor
+    points: Points
+    delta: Tensor
+    ball: Tensor
+    worst: Tensor
+    found: Tensor
 
 
 @register_attack("fmn")
@@ -187,13 +182,6 @@ class FMNLinf(_FMN):
     norm = "linf"
     alpha_init: float = 10.0
 
-    def _project(self, delta: Tensor, radius: Tensor) -> Tensor:
-        bound = per_sample(radius, delta)
-        return torch.minimum(torch.maximum(delta, -bound), bound)
-
-    def _random_start(self, x0: Tensor, eps: float) -> Tensor:
-        return torch.empty_like(x0).uniform_(-eps, eps)
-
 
 @register_attack("fmn-l2")
 @dataclass(frozen=True, kw_only=True)
@@ -201,17 +189,6 @@ class FMNL2(_FMN):
     """FMN under L2, the paper's defaults (alpha_init = 1, gamma_init = 0.05)."""
 
     norm = "l2"
-
-    def _project(self, delta: Tensor, radius: Tensor) -> Tensor:
-        norms = perturbation_norm(delta, "l2")
-        factor = torch.where(norms > radius, radius / norms.clamp_min(1e-12), 1.0)
-        return delta * per_sample(factor, delta)
-
-    def _random_start(self, x0: Tensor, eps: float) -> Tensor:
-        direction = torch.randn_like(x0)
-        direction = direction / per_sample(perturbation_norm(direction, "l2"), x0)
-        radius = eps * torch.rand(len(x0), device=x0.device) ** (1.0 / x0[0].numel())
-        return direction * per_sample(radius, x0)
 
 
 @register_attack("fmn-l1")
@@ -221,9 +198,3 @@ class FMNL1(_FMN):
     soft-thresholding (the box is clipped after)."""
 
     norm = "l1"
-
-    def _project(self, delta: Tensor, radius: Tensor) -> Tensor:
-        return l1_ball_project(delta, radius)
-
-    def _random_start(self, x0: Tensor, eps: float) -> Tensor:
-        return l1_random_start(x0, eps) - x0

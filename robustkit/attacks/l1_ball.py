@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustkit.attacks.geometry import per_sample
+from robustkit.attacks.runs import per_sample
 from robustkit.models.wrapper import BOUNDS
 
 

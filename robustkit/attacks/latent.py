@@ -16,20 +16,20 @@ classifier alone and only the final adversarials go through the whole defense.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
 
 from robustkit.attacks.base import (
     Attack,
-    AttackResult,
     attack_objective,
     is_adversarial,
     validate_eps,
     validate_inputs,
 )
 from robustkit.attacks.registry import register_attack
+from robustkit.attacks.runs import Kept, Points, RunOutcome
 from robustkit.errors import RobustkitError
 from robustkit.generative.projection import (
     TANH_LIMIT,
@@ -58,6 +58,15 @@ class LatentSearch:
         return cls(x_adv=x.clone(), range_adv=reference.clone(), fooled=fooled)
 
 
+@dataclass(frozen=True, kw_only=True)
+class _OnRange(Points):
+    """Points with their projection onto the generator's range: latent ``z0`` and image
+    ``reference`` = G(z0)."""
+
+    z0: Tensor
+    reference: Tensor
+
+
 _ADAM_BETAS = (0.9, 0.999)
 
 
@@ -75,6 +84,9 @@ class LatentOverpowered(Attack):
     norm: ClassVar[str] = "linf"
     iterative: ClassVar[bool] = True
     needs_generator: ClassVar[bool] = True
+    minimum_norm: ClassVar[bool] = False
+    gradient_free: ClassVar[bool] = False
+    randomized_ok: ClassVar[bool] = False
     generator: nn.Module | None = None
     steps: int = 40
     restarts: int = 1
@@ -103,56 +115,42 @@ class LatentOverpowered(Attack):
         """The latent search alone, without the final pass through ``model``."""
         inputs, labels, targets = validate_inputs(inputs, labels, targets, device_of(model))
         validate_eps(eps, self.norm)
-        return self._search_restarts(model, inputs, labels, float(eps), targets)
+        points = Points(x0=inputs, labels=labels, targets=targets)
+        kept = self._search(model, points, float(eps))
+        return LatentSearch(
+            x_adv=kept.x_adv, range_adv=kept.extra["range_adv"], fooled=kept.success
+        )
 
-    def _run(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        labels: Tensor,
-        *,
-        eps: float,
-        targets: Tensor | None,
-    ) -> AttackResult:
-        x_adv = self._search_restarts(model, inputs, labels, eps, targets).x_adv
-        with torch.no_grad():
-            logits = model(x_adv)
-        success = is_adversarial(logits, labels, targets)
-        return AttackResult(x_adv=x_adv, success=success, adv_pred=logits.argmax(dim=1))
-
-    def _search_restarts(
-        self, model: nn.Module, inputs: Tensor, labels: Tensor, eps: float, targets: Tensor | None
-    ) -> LatentSearch:
-        """Project, then search from z0 and (restarts) from noisy copies on unbroken points."""
+    def _search(self, model: nn.Module, points: Points, eps: float) -> Kept:
+        """Project onto the range, then search from z0 and (restarts) from noisy copies on
+        unbroken points; per point the latest search's adversarial and moved range point."""
         generator = self._generator_for(model)
-        check_generator_input(generator, inputs)
+        check_generator_input(generator, points.x0)
         network = search_network(model)
-        z0 = project(generator, inputs, ProjectionConfig(steps=self.projection_steps, restarts=1)).z
+        config = ProjectionConfig(steps=self.projection_steps, restarts=1)
+        z0 = project(generator, points.x0, config).z
         with torch.no_grad():
             reference = generator(z0)
-        result = LatentSearch.unmoved(inputs, reference)
-        for restart in range(self.restarts):
-            todo = (~result.fooled).nonzero().squeeze(1)
-            if todo.numel() == 0:
-                break
-            start = z0[todo]
-            if restart:
-                noise = torch.empty_like(start).uniform_(-self.restart_noise, self.restart_noise)
-                start = (start + noise).clamp(-1, 1)
-            found = self._search(
-                network,
-                generator,
-                inputs[todo],
-                labels[todo],
-                None if targets is None else targets[todo],
-                reference[todo],
-                start,
-                eps,
-            )
-            result.x_adv[todo] = found.x_adv
-            result.range_adv[todo] = found.range_adv
-            result.fooled[todo] = found.fooled
-        return result
+        kept = Kept.start(points.x0, range_adv=reference.clone())
+        on_range = _OnRange(
+            x0=points.x0, labels=points.labels, targets=points.targets, z0=z0, reference=reference
+        )
+        self._restarts(model, on_range, kept, eps=eps, generator=generator, network=network)
+        return kept
+
+    def _single_run(
+        self, model: nn.Module, points: Points, *, eps: float, restart: int, **settings: Any
+    ) -> RunOutcome:
+        """One latent ascent, from z0 (a restart: z0 plus uniform noise)."""
+        assert isinstance(points, _OnRange)  # from _search
+        start = points.z0
+        if restart:
+            noise = torch.empty_like(start).uniform_(-self.restart_noise, self.restart_noise)
+            start = (start + noise).clamp(-1, 1)
+        found = self._ascend(settings["network"], settings["generator"], points, start, eps)
+        return RunOutcome(
+            x_adv=found.x_adv, success=found.fooled, extra={"range_adv": found.range_adv}
+        )
 
     def _generator_for(self, model: nn.Module) -> ImageGenerator:
         generator = (
@@ -173,19 +171,17 @@ class LatentOverpowered(Attack):
             )
         return cast(ImageGenerator, generator.eval())  # batch norm must not track attack latents
 
-    def _search(
+    def _ascend(
         self,
         network: nn.Module,
         generator: ImageGenerator,
-        x: Tensor,
-        labels: Tensor,
-        targets: Tensor | None,
-        reference: Tensor,
+        points: _OnRange,
         z_start: Tensor,
         eps: float,
     ) -> LatentSearch:
         """One latent ascent from ``z_start`` (with early stop, a point leaves the batch at its
         first iterate that fools ``network``)."""
+        x, labels, targets, reference = points.x0, points.labels, points.targets, points.reference
         w = torch.atanh(z_start.clamp(-TANH_LIMIT, TANH_LIMIT))
         first, second = torch.zeros_like(w), torch.zeros_like(w)
         out = LatentSearch.unmoved(x, reference)

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from robustkit.attacks.geometry import per_sample
-from robustkit.attacks.pgd import _LinfGeometry
+from robustkit.attacks.pgd import GradientAttack
 from robustkit.attacks.registry import register_attack
+from robustkit.attacks.runs import per_sample
 
 
 @register_attack("mi-fgsm")
 @dataclass(frozen=True, kw_only=True)
-class MIFGSM(_LinfGeometry):
+class MIFGSM(GradientAttack):
     """Signed steps along a running sum of L1-normalised gradients (decay ``decay``).
 
     Defaults follow the paper: 10 steps of eps / steps from the clean input, all steps run

@@ -6,15 +6,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import Attack, AttackResult, is_adversarial
+from robustkit.attacks.base import Attack, is_adversarial
 from robustkit.attacks.pgd import PGDLinf
 from robustkit.attacks.registry import register_attack
+from robustkit.attacks.runs import Points, RunOutcome
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS, device_of
 
@@ -34,34 +35,23 @@ class GaussianNoise(Attack):
     """
 
     norm = "gaussian"
+    loss = None
+    minimum_norm = False
+    gradient_free = True
+    randomized_ok = False
     repeats: int = 10
 
-    def _run(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        labels: Tensor,
-        *,
-        eps: float,
-        targets: Tensor | None,
-    ) -> AttackResult:
-        low, high = BOUNDS
-        x_adv = inputs.clone()
-        success = torch.zeros(len(inputs), dtype=torch.bool, device=inputs.device)
-        pred = torch.empty(len(inputs), dtype=torch.long, device=inputs.device)
-        with torch.no_grad():
-            for _ in range(self.repeats):
-                todo = (~success).nonzero().squeeze(1)
-                if todo.numel() == 0:
-                    break
-                noisy = (inputs[todo] + eps * torch.randn_like(inputs[todo])).clamp(low, high)
-                logits = model(noisy)
-                x_adv[todo] = noisy
-                pred[todo] = logits.argmax(dim=1)
-                success[todo] = is_adversarial(
-                    logits, labels[todo], None if targets is None else targets[todo]
-                )
-        return AttackResult(x_adv=x_adv, success=success, adv_pred=pred)
+    def _tries(self) -> int:
+        return self.repeats
+
+    @torch.no_grad()
+    def _single_run(
+        self, model: nn.Module, points: Points, *, eps: float, restart: int, **settings: Any
+    ) -> RunOutcome:
+        """One draw per point; without an objective, the latest draw replaces the last."""
+        noisy = (points.x0 + eps * torch.randn_like(points.x0)).clamp(*BOUNDS)
+        broken = is_adversarial(model(noisy), points.labels, points.targets)
+        return RunOutcome(x_adv=noisy, success=broken)
 
 
 def pure_noise(

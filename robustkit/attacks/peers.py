@@ -3,8 +3,9 @@
 ``attack_class("foolbox:LinfPGD")`` builds (once) a frozen dataclass whose fields are the peer
 constructor's keyword arguments, so ``create_attack("art:ProjectedGradientDescent", max_iter=20)``
 type-checks its hyper-parameters like any registered attack. ``eps`` comes at call time; the
-result is projected onto the eps-ball (L-inf, L2) and success is judged by robustkit's criterion
-on the returned images, so peers and built-ins are scored the same way.
+result is projected onto the eps-ball (L-inf, L2, L1; a peer's rounding may overshoot it) and
+success is judged by robustkit's criterion on the returned images, so peers and built-ins are
+scored the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import Attack, AttackResult, is_adversarial
+from robustkit.attacks.base import Attack
+from robustkit.attacks.geometry import GEOMETRIES
+from robustkit.attacks.runs import Points, RunOutcome
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS
 
@@ -43,9 +46,16 @@ def canonical_norm(value: object) -> str | None:
 
 @dataclass(frozen=True, kw_only=True)
 class PeerAttack(Attack):
-    """Base of the generated peer classes; subclasses say how to run their library."""
+    """Base of the generated peer classes; subclasses say how to run their library.
+
+    What the checks read is unknown for most peers: no declared loss, and counted among the
+    gradient attacks unless the peer library says it needs no gradient (ART does)."""
 
     peer: ClassVar[type]
+    loss: ClassVar[str | None] = None
+    minimum_norm: ClassVar[bool] = False  # the peer's result is projected, no radius reported
+    gradient_free: ClassVar[bool] = False
+    randomized_ok: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         norm = canonical_norm(getattr(self, "norm", None))
@@ -59,24 +69,20 @@ class PeerAttack(Attack):
         """The hyper-parameters to pass to the peer's constructor."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
-    def _run(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        labels: Tensor,
-        *,
-        eps: float,
-        targets: Tensor | None,
-    ) -> AttackResult:
-        x_adv = self._perturb(model, inputs, labels, eps, targets).to(inputs)
-        x_adv = _project(x_adv, inputs, eps, self.norm).clamp(*BOUNDS)
-        with torch.no_grad():
-            logits = model(x_adv)
-        return AttackResult(
-            x_adv=x_adv,
-            success=is_adversarial(logits, labels, targets),
-            adv_pred=logits.argmax(dim=1),
-        )
+    def _tries(self) -> int:
+        return 1  # restarts, where a peer has them, are its own hyper-parameter
+
+    def _single_run(
+        self, model: nn.Module, points: Points, *, eps: float, restart: int, **settings: Any
+    ) -> RunOutcome:
+        """The peer's adversarials, projected onto the ball and box; the fresh scoring of the
+        result judges them."""
+        x0 = points.x0
+        x_adv = self._perturb(model, x0, points.labels, eps, points.targets).to(x0)
+        if self.norm in GEOMETRIES:
+            x_adv = self.geometry.project(x_adv, x0, eps)
+        judged_later = torch.zeros(len(x0), dtype=torch.bool, device=x0.device)
+        return RunOutcome(x_adv=x_adv.clamp(*BOUNDS), success=judged_later)
 
     @abstractmethod
     def _perturb(
@@ -154,18 +160,6 @@ def art_classifier(model: nn.Module, inputs: Tensor) -> Any:
     )
 
 
-def _project(x_adv: Tensor, x0: Tensor, eps: float, norm: str) -> Tensor:
-    """Back into the eps-ball around x0 where the norm has a cheap projection."""
-    delta = x_adv - x0
-    if norm == "linf":
-        return x0 + delta.clamp(-eps, eps)
-    if norm == "l2":
-        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-        factor = (eps / norms).clamp(max=1.0).view(-1, *([1] * (delta.dim() - 1)))
-        return x0 + delta * factor
-    return x_adv
-
-
 def peer_attack_class(name: str) -> type[Attack]:
     """The Attack class for ``foolbox:CLASS`` or ``art:CLASS``, built once per name."""
     if name not in _CLASSES:
@@ -209,6 +203,7 @@ def _make_class(name: str, class_name: str, peer: type) -> type[Attack]:
         namespace={
             "name": name,
             "peer": peer,
+            "gradient_free": _needs_no_gradient(library, peer),
             "__doc__": f"{library}'s {peer.__name__}, run through robustkit's evaluator.",
         },
     )
@@ -242,6 +237,15 @@ def _default_norm(library: str, peer: type) -> str | None:
         if marker in lowered:
             return norm
     return None
+
+
+def _needs_no_gradient(library: str, peer: type) -> bool:
+    """ART declares what an attack needs of the model (``_estimator_requirements``): one that
+    asks for no loss or class gradients is gradient-free. foolbox declares nothing of the kind."""
+    if library != "art":
+        return False
+    needs = [getattr(r, "__name__", "") for r in getattr(peer, "_estimator_requirements", ())]
+    return not any(name.endswith("GradientsMixin") for name in needs)
 
 
 def _parameters(peer: type) -> dict[str, inspect.Parameter]:

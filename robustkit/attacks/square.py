@@ -27,13 +27,14 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import Attack, AttackResult, attack_objective, is_adversarial
+from robustkit.attacks.base import Attack, attack_objective, is_adversarial
 from robustkit.attacks.registry import register_attack
+from robustkit.attacks.runs import Kept, Points, RunOutcome
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS
 
@@ -261,6 +262,9 @@ class SquareAttack(Attack):
     """
 
     iterative: ClassVar[bool] = False  # an audit's steps must not overwrite the query budget
+    minimum_norm: ClassVar[bool] = False
+    gradient_free: ClassVar[bool] = True
+    randomized_ok: ClassVar[bool] = False
     queries: int = 5000
     p_init: float = 0.8
     restarts: int = 1
@@ -292,55 +296,19 @@ class SquareAttack(Attack):
         return {int(at * self.queries): math.ceil(kept * points) for at, kept in self.race}
 
     @abstractmethod
-    def _search(self, x0: Tensor, eps: float) -> _Search:
+    def _first_search(self, x0: Tensor, eps: float) -> _Search:
         """A run's start state around x0."""
 
     @abstractmethod
     def _side(self, share: float, height: int, width: int) -> int:
         """The side of a square covering ``share`` of the image."""
 
-    def _finish(self, x_adv: Tensor, inputs: Tensor, eps: float) -> Tensor:
-        """Last guard on the budget (the searches keep it by construction)."""
-        return x_adv
-
-    def _run(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        labels: Tensor,
-        *,
-        eps: float,
-        targets: Tensor | None,
-    ) -> AttackResult:
-        n = len(inputs)
-        x_adv = inputs.clone()
-        success = torch.zeros(n, dtype=torch.bool, device=inputs.device)
-        best = torch.full((n,), float("-inf"), device=inputs.device)
-        with torch.no_grad():
-            for _ in range(self.restarts if eps > 0 else 0):
-                todo = (~success).nonzero().squeeze(1)
-                if todo.numel() == 0:
-                    break
-                run_x, run_success, run_best = self._single_run(
-                    model,
-                    inputs[todo],
-                    labels[todo],
-                    None if targets is None else targets[todo],
-                    eps,
-                )
-                better = run_success | (run_best > best[todo])
-                chosen = todo[better]
-                x_adv[chosen] = run_x[better]
-                success[chosen] = run_success[better]
-                best[chosen] = run_best[better]
-            # score what is returned, so that adv_pred and success describe x_adv exactly
-            x_adv = self._finish(x_adv, inputs, eps)
-            logits = model(x_adv)
-        return AttackResult(
-            x_adv=x_adv,
-            success=is_adversarial(logits, labels, targets),
-            adv_pred=logits.argmax(dim=1),
-        )
+    def _start(
+        self, model: nn.Module, points: Points, eps: float
+    ) -> tuple[Kept, list[Tensor | None]]:
+        """No search at eps 0: the inputs are all the ball holds."""
+        kept, aims = super()._start(model, points, eps)
+        return kept, aims if eps > 0 else []
 
     def _plan(self, x0: Tensor) -> list[_Step]:
         """Every iteration's square side and window corners, drawn in one go."""
@@ -364,19 +332,21 @@ class SquareAttack(Attack):
             )
         return plan
 
+    @torch.no_grad()
     def _single_run(
-        self, model: nn.Module, x0: Tensor, labels: Tensor, targets: Tensor | None, eps: float
-    ) -> tuple[Tensor, Tensor, Tensor]:
+        self, model: nn.Module, points: Points, *, eps: float, restart: int, **settings: Any
+    ) -> RunOutcome:
         """One random search; per point the first adversarial found or else the best point,
         with whether it is adversarial and its objective."""
-        plan = self._plan(x0)
-        run = _Run(x0, self._search(x0, eps), labels, targets)
-        search, cuts, limit = run.search, self._race_cuts(len(x0)), self.race_max_broken
+        plan = self._plan(points.x0)
+        run = _Run(points, self._first_search(points.x0, eps))
+        search, cuts, limit = run.search, self._race_cuts(len(points.x0)), self.race_max_broken
         for i in range(self.queries):
             candidate = search.x_best if i == 0 else search.propose(plan[i - 1])
             logits = model(candidate)
-            objective = attack_objective(logits, run.labels, run.targets, self.loss)
-            broken = is_adversarial(logits, run.labels, run.targets)
+            labels, targets = run.points.labels, run.points.targets
+            objective = attack_objective(logits, labels, targets, self.loss)
+            broken = is_adversarial(logits, labels, targets)
             if i == 0:
                 run.best = objective
             else:
@@ -392,37 +362,37 @@ class SquareAttack(Attack):
                 behind[run.best.topk(cuts[i]).indices] = False
                 run.retire(behind, success=False)
         run.retire(torch.ones_like(run.alive, dtype=torch.bool), success=False)
-        return run.out_x, run.out_success, run.out_best
+        return run.out
 
 
 class _Run:
     """One search's bookkeeping: the points still searching (``alive``, indices into the run's
-    inputs) with their labels, targets and best objective, and the output so far."""
+    points) with their best objective, and the output so far."""
 
-    def __init__(self, x0: Tensor, search: _Search, labels: Tensor, targets: Tensor | None) -> None:
-        n = len(x0)
-        self.search, self.labels, self.targets = search, labels, targets
-        self.alive = torch.arange(n, device=x0.device)
+    def __init__(self, points: Points, search: _Search) -> None:
+        x0 = points.x0
+        self.search, self.points = search, points
+        self.alive = torch.arange(len(x0), device=x0.device)
         self.best = torch.empty(0, device=x0.device)
-        self.out_x = x0.clone()
-        self.out_success = torch.zeros(n, dtype=torch.bool, device=x0.device)
-        self.out_best = torch.empty(n, device=x0.device)
+        self.out = RunOutcome.blank(x0)
 
     @property
     def broken_share(self) -> float:
         """The share of the run's points broken so far."""
-        return float(self.out_success.float().mean())
+        return float(self.out.success.float().mean())
 
     def retire(self, leaving: Tensor, *, success: bool) -> None:
         """Write out the points where ``leaving`` (their best point and objective) and stop
         searching them."""
-        done = self.alive[leaving]
-        self.out_x[done] = self.search.x_best[leaving]
-        self.out_success[done] = success
-        self.out_best[done] = self.best[leaving]
+        self.out.record(
+            self.alive[leaving], self.search.x_best[leaving], success, self.best[leaving]
+        )
         keep = ~leaving
-        self.alive, self.labels, self.best = self.alive[keep], self.labels[keep], self.best[keep]
-        self.targets = None if self.targets is None else self.targets[keep]
+        self.alive, self.points, self.best = (
+            self.alive[keep],
+            self.points.select(keep),
+            self.best[keep],
+        )
         self.search.keep(keep)
 
 
@@ -434,7 +404,7 @@ class SquareLinf(SquareAttack):
 
     norm = "linf"
 
-    def _search(self, x0: Tensor, eps: float) -> _Search:
+    def _first_search(self, x0: Tensor, eps: float) -> _Search:
         return _LinfSearch(x0, eps)
 
     def _side(self, share: float, height: int, width: int) -> int:
@@ -449,19 +419,10 @@ class SquareL2(SquareAttack):
 
     norm = "l2"
 
-    def _search(self, x0: Tensor, eps: float) -> _Search:
+    def _first_search(self, x0: Tensor, eps: float) -> _Search:
         return _L2Search(x0, eps)
 
     def _side(self, share: float, height: int, width: int) -> int:
         side = max(round(math.sqrt(share * height * width)), 3)
         side += 1 - side % 2  # odd, as the paper's squares have a centre pixel
         return max(min(side, height, width), 1)
-
-    def _finish(self, x_adv: Tensor, inputs: Tensor, eps: float) -> Tensor:
-        delta = x_adv - inputs
-        norms = delta.flatten(1).norm(dim=1)
-        over = norms > eps  # rounding only: shrink the rare point that drifted past eps
-        if bool(over.any()):
-            factor = (eps / norms[over]).view(-1, 1, 1, 1)
-            x_adv[over] = (inputs[over] + delta[over] * factor).clamp_(*BOUNDS)
-        return x_adv

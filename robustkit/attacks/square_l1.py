@@ -98,8 +98,5 @@ class SquareL1(SquareL2):
 
     norm = "l1"
 
-    def _search(self, x0: Tensor, eps: float) -> _Search:
+    def _first_search(self, x0: Tensor, eps: float) -> _Search:
         return _L1Search(x0, eps)
-
-    def _finish(self, x_adv: Tensor, inputs: Tensor, eps: float) -> Tensor:
-        return x_adv  # the projection keeps the budget exactly

@@ -21,8 +21,9 @@ Each check reads only the tidy frame and run.json of an :class:`AuditResult` and
   (L-inf eps >= sigma; L2 eps >= sigma * sqrt(pixels)). Noise is a blind search; beating the
   gradient means the gradient is masked or the attack is broken.
 - ``oblivious-only``: a defended model (attack names ``oblivious:``, ``bpda:``, ``bpda-eot:``,
-  ``latent:``) was evaluated only with attacks oblivious to the defense.
-- ``gradient-free-beats-gradient``: the gradient-free Square attack breaks points (more than
+  ``latent:``: the families of :mod:`robustkit.auditing.threats`) was evaluated only with attacks
+  oblivious to the defense.
+- ``gradient-free-beats-gradient``: gradient-free attacks (Square) break points (more than
   ``TOLERANCE`` of them) that every gradient attack left robust: the gradients mislead.
 - ``ce-dlr-disagree``: attacks on the scale-invariant DLR loss break more than ``DISAGREEMENT`` of
   the points that cross-entropy attacks left robust: CE is saturated or its logits are scaled.
@@ -32,6 +33,10 @@ Each check reads only the tidy frame and run.json of an :class:`AuditResult` and
   leaderboard AutoAttack accuracy lies below our robust accuracy's 95% interval (our attacks are
   weaker than AutoAttack there), or whose leaderboard clean accuracy lies outside our clean
   accuracy's (other weights, data or preprocessing); see :mod:`robustkit.auditing.leaderboard`.
+
+Which attacks are one-step, gradient-free, or on the CE or DLR loss, each attack declares itself
+(class attributes ``steps``, ``gradient_free``, ``loss``: :class:`robustkit.attacks.Attack`); a
+hyper-parameter run.json recorded for the attack (its ``steps`` or ``loss``) takes precedence.
 """
 
 from __future__ import annotations
@@ -39,24 +44,22 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 import pandas as pd
 
 from robustkit.auditing.results import WORST_CASE, AuditResult
+from robustkit.auditing.threats import FAMILIES, LATENT, OBLIVIOUS
+from robustkit.errors import RobustkitError
 
 Severity = Literal["warning", "error"]
 TOLERANCE = 0.01  # accuracy differences up to 1 point are sampling noise, not a flag
 NOISE_NORM = "gaussian"
-SINGLE_STEP_ATTACKS = frozenset({"fgsm"})
-OBLIVIOUS = "oblivious"
-DEFENSE_PREFIXES = (OBLIVIOUS, "bpda", "bpda-eot", "latent")
+DEFENSE_PREFIXES = (*FAMILIES, LATENT)
 GREY_RADIUS = 0.5  # half the pixel range: the ball around any input reaches the mid-grey image
 DISAGREEMENT = 0.03  # share of points DLR attacks break after CE attacks failed that raises a flag
 EPS_PROBE_FAILURES = 0.1  # share of re-attacked points an attack loses at a larger eps
-GRADIENT_FREE = frozenset({"square", "square-l2", "square-l1"})
-CE_ATTACKS = frozenset({"apgd-ce", "apgd-ce-l2", "apgd-ce-l1", "pgd-linf", "pgd-l2", "fgsm"})
-DLR_ATTACKS = frozenset({"apgd-t", "apgd-t-l2", "apgd-t-l1", "apgd-dlr", "apgd-dlr-l2"})
 
 CHECKS: dict[str, str] = {
     "accuracy-rises-with-eps": "robust accuracy falls (never rises) as eps grows",
@@ -87,6 +90,36 @@ def split_defense(attack: str) -> tuple[str | None, str]:
     """'bpda:pgd-linf' -> ('bpda', 'pgd-linf'); names without a defense prefix -> (None, name)."""
     prefix, sep, base = attack.partition(":")
     return (prefix, base) if sep and prefix in DEFENSE_PREFIXES else (None, attack)
+
+
+def attack_trait(name: str, trait: str, config: dict[str, Any]) -> Any:
+    """What the attack ``name`` (a defense prefix aside) has as ``trait`` (``"steps"``,
+    ``"loss"``, ``"gradient_free"``): the hyper-parameter run.json recorded for it, else what its
+    class declares; None for an attack no registry knows."""
+    base = split_defense(name)[1]
+    for recorded in config.get("attacks", []):
+        if recorded.get("name") == base and trait in recorded:
+            return recorded[trait]
+    return getattr(_attack_class(base), trait, None)
+
+
+@cache
+def _attack_class(name: str) -> type | None:
+    """The attack class registered as ``name`` (looked up on demand: the checks read saved
+    results, and importing them must not load the attacks), None if unknown."""
+    from robustkit.attacks import attack_class
+
+    try:
+        return attack_class(name)
+    except RobustkitError:  # not registered here, or a peer library not installed
+        return None
+
+
+def _attacks_where(result: AuditResult, trait: str, value: Any) -> frozenset[str]:
+    """The attack names in the frame (run or breaking a point) whose ``trait`` is ``value``."""
+    frame = result.frame
+    names = (set(frame["attack"].astype(str)) | set(frame["broken_by"].astype(str))) - {""}
+    return frozenset(n for n in names if attack_trait(n, trait, result.config) == value)
 
 
 def sanity_flags(result: AuditResult) -> list[Flag]:
@@ -206,12 +239,13 @@ def _share_only(result: AuditResult, only: frozenset[str], not_by: frozenset[str
 
 
 def _gradient_free_beats_gradient(result: AuditResult) -> Iterator[Flag]:
-    for (model, norm, eps), share in _share_only(result, GRADIENT_FREE, None).items():
+    gradient_free = _attacks_where(result, "gradient_free", True)
+    for (model, norm, eps), share in _share_only(result, gradient_free, None).items():
         if share > TOLERANCE:
             yield Flag(
                 "gradient-free-beats-gradient",
                 "error",
-                f"the gradient-free Square attack broke {share:.1%} of {model}'s points at "
+                f"gradient-free attacks (Square) broke {share:.1%} of {model}'s points at "
                 f"{norm} eps={eps:g} that every gradient attack left robust: its gradients "
                 "mislead (masking, saturation, non-differentiable steps) -- count only the "
                 "worst case, and add gradient-free attacks (--suite plus) before trusting it",
@@ -219,7 +253,8 @@ def _gradient_free_beats_gradient(result: AuditResult) -> Iterator[Flag]:
 
 
 def _ce_dlr_disagree(result: AuditResult) -> Iterator[Flag]:
-    for (model, norm, eps), share in _share_only(result, DLR_ATTACKS, CE_ATTACKS).items():
+    dlr, ce = _attacks_where(result, "loss", "dlr"), _attacks_where(result, "loss", "ce")
+    for (model, norm, eps), share in _share_only(result, dlr, ce).items():
         if share > DISAGREEMENT:
             yield Flag(
                 "ce-dlr-disagree",
@@ -302,7 +337,7 @@ def _range_attacks(config: dict[str, Any]) -> set[str]:
 def _single_step_beats_iterative(summary: pd.DataFrame, config: dict[str, Any]) -> Iterator[Flag]:
     steps = _steps_by_attack(config)
     base = summary["attack"].map(lambda name: split_defense(name)[1])
-    single = base.isin(SINGLE_STEP_ATTACKS) | summary["attack"].map(steps).eq(1)
+    single = summary["attack"].map(lambda name: attack_trait(name, "steps", config) == 1)
     pixel_space = ~base.isin(_range_attacks(config))
     iterative = ~single & pixel_space & summary["attack"].map(steps).gt(1)
     keys = ["model", "norm", "eps"]

@@ -78,7 +78,8 @@ def plan_audit(
     """The attacks to run and the budgets of each norm (ascending), checked: at least one attack
     (or corruptions), and budgets for every attack's norm. The suite runs only on norms that
     have budgets; L2, L1 and noise budgets left at None are the defaults where an attack of their
-    norm runs. Attacks that take ``eot_samples`` and ``eval_passes`` (APGD) get them."""
+    norm runs. Attacks that work under EOT (``randomized_ok``: APGD) get ``eot_samples`` and
+    ``eval_passes``."""
     diagnostics = attacks is None
     if attacks is None:
         attacks, suite = DEFAULT_ATTACKS, suite or DEFAULT_SUITE
@@ -113,10 +114,10 @@ def plan_audit(
 
 
 def _with_passes(attack: Attack, passes: dict[str, int]) -> Attack:
-    """The attack with the pass counts among its fields (left alone where they are one)."""
-    fields = {field.name for field in dataclasses.fields(attack)}
-    changes = {name: value for name, value in passes.items() if name in fields and value != 1}
-    return dataclasses.replace(attack, **changes) if changes else attack
+    """The attack with the pass counts among its fields, where it works under EOT
+    (``randomized_ok``) and they are not one."""
+    changes = {name: value for name, value in passes.items() if value != 1}
+    return dataclasses.replace(attack, **changes) if attack.randomized_ok and changes else attack
 
 
 def attack_iterations(attack: Attack) -> int:

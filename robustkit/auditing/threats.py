@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import nn
 
-from robustkit.attacks import Attack
+if TYPE_CHECKING:  # annotations only: the saved results' readers (checks, reports) import this
+    from robustkit.attacks import Attack
+
+OBLIVIOUS = "oblivious"
+FAMILIES = (OBLIVIOUS, "bpda", "bpda-eot")  # how a defense audit reaches the defended model
+LATENT = "latent"  # the family of attacks in a generator's latent space
 
 
 @dataclass(frozen=True)

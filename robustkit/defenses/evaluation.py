@@ -25,7 +25,7 @@ from robustkit.auditing.plan import plan_audit
 from robustkit.auditing.probes import probe_model
 from robustkit.auditing.progress import dataset_digest, module_digest, open_progress
 from robustkit.auditing.results import AuditResult
-from robustkit.auditing.threats import Threat
+from robustkit.auditing.threats import FAMILIES, LATENT, Threat
 from robustkit.data import DatasetInfo, indices_record
 from robustkit.defenses.adaptive import EOT
 from robustkit.defenses.estimate import estimate_defense_cost, time_projection
@@ -33,8 +33,6 @@ from robustkit.models import RobustModel, check_classifier
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("oblivious", "bpda", "bpda-eot")
-LATENT = "latent"  # the family of attacks in a generator's latent space
 DEFENSE_ATTACKS = ("latent-overpowered",)  # what `robustkit audit --defense` adds to the defaults
 DEFENSE_PROBE_SIZE = 8  # inputs whose gradients through the defense the model probe checks
 
