@@ -3,6 +3,7 @@ MNIST test data, PGD-40 at L-inf eps 0.3 on the same images; ours also runs its 
 noise probes and writes the report. Each is a fresh process; wall time from start to exit.
 
     python benchmarks/pgd_whole_process.py --data-root $ROBUSTKIT_DATA --num-samples 500
+    python benchmarks/pgd_whole_process.py --repo /path/to/other/checkout   # another version
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 from whole_process import python_json, timed, worst_case
+
+REPO = Path(__file__).resolve().parents[1]
 
 TORCHATTACKS = """
 import json, sys, torch, torchattacks
@@ -40,7 +43,9 @@ def main() -> None:
     parser.add_argument("--eps", type=float, default=0.3)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repo", type=Path, default=REPO, help="checkout of robustkit to time")
     args = parser.parse_args()
+    env = {**os.environ, "PYTHONPATH": str(args.repo.resolve())}  # that checkout's code
     if not args.data_root:
         parser.error("give --data-root or set ROBUSTKIT_DATA (MNIST raw files)")
     ours_times, theirs_times = [], []
@@ -51,12 +56,18 @@ def main() -> None:
                     "robustkit", "audit", "--attacks", "pgd-linf", "--eps", str(args.eps),
                     "--steps", str(args.steps), "--dataset", "mnist", "--data-root",
                     args.data_root, "--num-samples", str(args.num_samples), "--out", out,
-                ]
+                ],
+                env=env,
             )  # fmt: skip
             ours_times.append(seconds)
             ours = worst_case(Path(out), args.eps)
         seconds, theirs = python_json(
-            TORCHATTACKS, args.data_root, str(args.num_samples), str(args.eps), str(args.steps)
+            TORCHATTACKS,
+            args.data_root,
+            str(args.num_samples),
+            str(args.eps),
+            str(args.steps),
+            env=env,
         )
         theirs_times.append(seconds)
     ours_s, theirs_s = min(ours_times), min(theirs_times)
