@@ -1,6 +1,7 @@
-"""The L1 ball: the exact projection onto ball and box, minimum-norm radii against the closed form
-on a linear model, and cross-checks against foolbox's L1 attacks (torchattacks' FAB fails under
-L1, so FAB-T-L1 meets AutoAttack's FAB in benchmarks/vs_autoattack.py instead)."""
+"""The L1 ball: the exact projection onto ball and box, FAB's L1 boundary projection against
+AutoAttack's (as torchattacks ports it), minimum-norm radii against the closed form on a linear
+model, and cross-checks against foolbox's L1 attacks (torchattacks' FAB fails under L1, so
+FAB-T-L1 meets AutoAttack's FAB in benchmarks/fab_l1_vs_autoattack.py instead)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import foolbox as fb
 import pytest
 import torch
 from torch import Tensor, nn
+from torchattacks.attacks.fab import projection_l1
 
-from robustkit.attacks import create_attack
+from robustkit.attacks import FABTargetedL1, create_attack
 from robustkit.attacks.apgd_l1 import large_reps_stages
 from robustkit.attacks.l1_ball import (
     l1_ball_project,
@@ -126,6 +128,34 @@ def closed_form_l1(model: Linear, x: Tensor, y: Tensor) -> Tensor:
     distances = margins / spreads
     distances[rows, y] = torch.inf
     return distances.min(dim=1).values
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [(2.25, [1.0, 0.0, 0.0, 0.0, 0.0, 0.5]), (100.0, [1.0, 0.0, 0.0, 0.0, 0.0, 1.0])],
+)
+def test_fab_l1_projection_leaves_negligible_weights_in_place(change, expected):
+    """Within reach, the largest weights fill first; out of reach, every coordinate that helps
+    goes to the box, except those of negligible weight (1e-9, as a ReLU network's background
+    pixels carry): moving each across the box adds 1 to the L1 norm for nothing."""
+    points = torch.zeros(1, 6)
+    weight = torch.tensor([[2.0, -1.0, 1e-9, 3e-9, 0.0, 0.5]])
+    step = FABTargetedL1()._project(points, weight, torch.tensor([change]))
+    assert torch.allclose(step, torch.tensor([expected]))
+
+
+def test_fab_l1_projection_matches_autoattack_on_mnist_like_rows():
+    gen = torch.Generator().manual_seed(0)
+    points = torch.rand(200, 784, generator=gen)
+    points[points < 0.6] = 0.0  # most pixels at the box, as in MNIST
+    points[points > 0.95] = 1.0
+    weight = torch.randn(200, 784, generator=gen)
+    weight[torch.rand(200, 784, generator=gen) < 0.02] *= 1e-10
+    # from well within the box's reach to far beyond it
+    change = torch.randn(200, generator=gen) * weight.abs().sum(dim=1) * torch.linspace(0, 0.5, 200)
+    target = (weight * points).sum(dim=1) + change
+    step = FABTargetedL1()._project(points, weight, change)
+    assert torch.allclose(step, projection_l1(points, weight, target), atol=1e-3)
 
 
 @pytest.mark.parametrize(("name", "tolerance"), [("fab-t-l1", 0.01), ("fmn-l1", 0.01)])

@@ -5,6 +5,13 @@ The smallest L1 displacement that moves a linear function by a given amount spen
 coordinate with the largest weight first, then, once that coordinate meets the pixel box, on the
 next: a greedy fill in decreasing |w_i|, which a sort and a cumulative sum find for every row at
 once.
+
+A coordinate whose weight is negligible (|w_i| <= 1e-8, AutoAttack's cut-off) never moves: on a
+ReLU network a few pixels per image carry gradients of 1e-9 or so, and where the plane
+lies beyond the box's reach (FAB's first steps from the clean input) moving every coordinate that
+helps at all would push each of them across the whole box, up to 1 of L1 norm apiece for no
+progress. With the cut-off our runs take AutoAttack's steps (``benchmarks/fab_l1_vs_autoattack.py``
+compares them image by image); without it they parted from the first step on.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from torch import Tensor
 from robustkit.attacks.fab import _FABTargeted, oriented_change
 from robustkit.attacks.registry import register_attack
 
+NEGLIGIBLE_WEIGHT = 1e-8  # |w_i| at or below which a coordinate is left where it is
+
 
 @register_attack("fab-t-l1")
 @dataclass(frozen=True, kw_only=True)
@@ -28,8 +37,10 @@ class FABTargetedL1(_FABTargeted):
     def _project(self, points: Tensor, weight: Tensor, change: Tensor) -> Tensor:
         """Per row, the smallest L1 displacement d with weight . d = change and points + d
         inside the box: the coordinates filled to the box in decreasing |w_i|, the last one
-        partly; where the box makes that impossible, every coordinate at the box."""
+        partly; where the box makes that impossible, every coordinate that helps at the box.
+        Coordinates of negligible weight stay put."""
         weight, change, magnitude, room = oriented_change(points, weight, change)
+        room = torch.where(magnitude > NEGLIGIBLE_WEIGHT, room, 0.0)
         order = magnitude.argsort(dim=1, descending=True)
         gains = (magnitude * room).gather(1, order)  # progress of each coordinate filled
         reach = gains.cumsum(dim=1)
