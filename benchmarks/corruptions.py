@@ -41,7 +41,7 @@ def accuracy_table(model: str, info, count: int) -> tuple[pd.DataFrame, str]:
         model,
         info,
         attacks=[],
-        num_samples=None,
+        num_samples=0,  # every image of ``info``
         noise_probes=False,
         corruptions=Corruptions(list_corruptions(), list(SEVERITIES)),
     )

@@ -51,6 +51,7 @@ def main() -> None:
         ],
         eps=[args.eps],
         eot_samples=args.eot_samples,
+        num_samples=0,  # every image of ``data``
         batch_size=args.batch_size,
     )
     result.config["script"] = vars(args) | {"out": str(args.out), "data_root": str(args.data_root)}

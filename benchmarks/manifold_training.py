@@ -72,6 +72,7 @@ def audit(classifier: RobustModel, label: str, args: argparse.Namespace) -> pd.D
         attacks=attacks,
         eps=[args.eps],
         eot_samples=args.eot_samples,
+        num_samples=0,  # every image of ``data``
         batch_size=args.num_samples,
     )
     result.save(args.out / label)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from robustkit.auditing.spec import DEFAULTS
 from robustkit.errors import RobustkitError
 from robustkit.testing import options
 from robustkit.testing.state import CheckRecord, SessionState
@@ -41,10 +42,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--robustkit-samples",
         type=options.positive_int,
         metavar="N",
-        help="evaluate N samples in every check, overriding num_samples (for quick runs)",
+        help="evaluate N samples in every check, overriding num_samples (for quick runs; "
+        f"default: num_samples, else {DEFAULTS.num_samples})",
     )
     group.addoption(
-        "--robustkit-seed", type=options.seed, default=0, metavar="SEED", help="default: 0"
+        "--robustkit-seed",
+        type=options.seed,
+        default=DEFAULTS.seed,
+        metavar="SEED",
+        help=f"default: {DEFAULTS.seed}",
     )
     group.addoption(
         "--robustkit-report",

@@ -92,7 +92,7 @@ def run(monkeypatch: pytest.MonkeyPatch, attack: ThresholdAttack, batch_size: in
     y = torch.arange(N) % 3
     return engine.audit(
         Identity(), (x, y), attacks=[], suite="fake", eps=BUDGETS, batch_size=batch_size,
-        noise_probes=False,
+        noise_probes=False, num_samples=0,  # all N points, not the default 100
     )  # fmt: skip
 
 

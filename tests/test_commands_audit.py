@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from robustkit.auditing.results import SUMMARY_COLUMNS, WORST_CASE
+from robustkit.auditing.spec import DEFAULTS
 from robustkit.cli import app
-from robustkit.commands.audit import DEFAULT_NUM_SAMPLES
 
 runner = CliRunner()
 FAST = ["--num-samples", "20", "--steps", "5", "--eps", "0.3", "--eps-l2", "2", "--sigmas", "0.3"]
@@ -28,7 +28,7 @@ def test_default_audit_writes_results_summary_and_run_json(tmp_path, monkeypatch
     assert result.exit_code == 0, result.output
     out = tmp_path / "robustkit-results"
     rows = pd.read_csv(out / "results.csv")
-    assert rows["sample"].nunique() == DEFAULT_NUM_SAMPLES
+    assert rows["sample"].nunique() == DEFAULTS.num_samples
     diagnostics = {"fgsm", "pgd-linf", "gaussian-noise"}
     suite = {"apgd-ce", "apgd-t", "fab-t", "square"}  # the standard suite, L-inf only by default
     assert set(rows["attack"]) == diagnostics | suite | {WORST_CASE}

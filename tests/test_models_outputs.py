@@ -302,7 +302,7 @@ def test_audit_of_a_one_logit_model_on_two_class_images(heads, tmp_path) -> None
     [
         (["pair", "--output-index", "1", "--output-key", "x"], ["not both"]),
         (["pair", "--output-index", "5"], ["--output-index 5 is out of range"]),
-        (["second"], ["tuple[0] has shape (1, 10, 1)", "--output-index"]),
+        (["second"], ["tuple[0] has shape (2, 10, 1)", "--output-index"]),
         (["scores"], ["keys: features, scores", "--output-key NAME"]),
         (["words"], ["returns str, not logits"]),
         (["sigmoid"], ["returns probabilities", "remove the sigmoid"]),

@@ -49,8 +49,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from robustkit.auditing.families import FAMILIES, LATENT, OBLIVIOUS
 from robustkit.auditing.results import WORST_CASE, AuditResult
-from robustkit.auditing.threats import FAMILIES, LATENT, OBLIVIOUS
 from robustkit.errors import RobustkitError
 
 Severity = Literal["warning", "error"]

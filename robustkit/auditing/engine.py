@@ -1,20 +1,20 @@
-"""The audit engine: a plan of attacks run over a dataset, batch by batch, for every threat.
+"""The audit engine: an :class:`~robustkit.auditing.spec.AuditSpec` run over a dataset, batch by
+batch, for every threat.
 
 Independent attacks run alone on every correctly classified point; a suite runs as a cascade on
 the points still robust (AutoAttack's ``robust_flags``); budgets are nested (a point broken at eps
 is broken at every larger eps and never attacked again; the cascade runs from the largest eps
 down and takes a point it could not break there to hold below, checking a few). One tidy row per
-sample x attack x eps.
+sample x attack x eps. :func:`audit` is the Python front end; the CLI, ``audit_defense`` and the
+pytest plugin build their spec and call :func:`run_audit` the same way. Under an initialized
+torch.distributed process group each process attacks its share of the batches.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import platform
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,45 +23,34 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-import robustkit
 from robustkit.attacks import Attack
 from robustkit.attacks.noise import Advance
 from robustkit.auditing.batch import BatchRunner
-from robustkit.auditing.checks import Flag
 from robustkit.auditing.distributed import barrier, my_batches
-from robustkit.auditing.inputs import Batches, describe_model, resolve_data, resolve_model
-from robustkit.auditing.noise_probes import choose_probes, run_probes
-from robustkit.auditing.plan import DEFAULT_BUDGETS, Corruptions, Plan, plan_audit
-from robustkit.auditing.probes import PROBE_SIZE, probe_model
-from robustkit.auditing.progress import (
-    EngineRun,
-    ProgressStore,
-    dataset_digest,
-    module_digest,
-    open_progress,
-)
-from robustkit.auditing.results import PASSES_RULE, AuditResult
-from robustkit.auditing.suites import DEFAULT_SUITE, RANDOMIZED_SUITE, get_suite
-from robustkit.auditing.threats import Threat
-from robustkit.data import DatasetInfo, indices_record
-from robustkit.errors import RobustkitError
-from robustkit.models import RobustModel, check_classifier, is_randomized
-from robustkit.models.passes import EOT_SAMPLES, EVAL_PASSES, check_passes
+from robustkit.auditing.inputs import Batches, choose_samples, resolve_data, resolve_model
+from robustkit.auditing.noise_probes import ProbeChoice, choose_probes, run_probes
+from robustkit.auditing.plan import Plan, plan_audit
+from robustkit.auditing.probe_modes import check_mode
+from robustkit.auditing.probes import PROBE_SIZE
+from robustkit.auditing.progress import EngineRun, ProgressStore, open_progress
+from robustkit.auditing.record import manifest, run_record
+from robustkit.auditing.results import AuditResult
+from robustkit.auditing.spec import DEFAULTS, AuditSpec, Budgets, Corruptions
+from robustkit.auditing.threats import Threat, Threats
+from robustkit.data import DatasetInfo
 from robustkit.models.wrapper import device_of
 from robustkit.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-SAMPLE_MEANING = "dataset index"  # what the rows' sample column holds
-
 
 def audit(
-    model: str | nn.Module = "zoo:mnist-cnn",
-    data: str | DatasetInfo | Dataset | tuple[Tensor, Tensor] = "mnist-sample",
+    model: str | nn.Module = DEFAULTS.model,
+    data: str | DatasetInfo | Dataset | tuple[Tensor, Tensor] = DEFAULTS.dataset,
     *,
     attacks: Iterable[str | Attack] | None = None,
     suite: str | None = None,
-    eps: Sequence[float] = DEFAULT_BUDGETS["linf"],
+    eps: Sequence[float] = DEFAULTS.eps,
     eps_l2: Sequence[float] | None = None,
     sigmas: Sequence[float] | None = None,
     eps_l1: Sequence[float] | None = None,
@@ -69,107 +58,182 @@ def audit(
     restarts: int | None = None,
     num_samples: int | None = None,
     indices: Sequence[int] | Tensor | None = None,
-    batch_size: int = 500,
+    batch_size: int = DEFAULTS.batch_size,
     device: str | torch.device | None = None,
-    seed: int = 0,
+    seed: int = DEFAULTS.seed,
     progress: bool = False,
-    examples_per_attack: int = 4,
-    noise_probes: bool | str = "auto",
+    examples_per_attack: int = DEFAULTS.examples_per_attack,
+    noise_probes: bool | str = DEFAULTS.noise_probes,
     progress_dir: str | Path | None = None,
     resume: bool = False,
     corruptions: Corruptions | None = None,
     eot_samples: int | None = None,
     eval_passes: int | None = None,
 ) -> AuditResult:
-    """Attack ``model`` on the correctly classified samples of ``data`` at every budget.
+    """Attack ``model`` on the correctly classified samples of ``data`` at every budget: the
+    keywords make an :class:`~robustkit.auditing.spec.AuditSpec`, whose docstring says what
+    each one decides and what None takes from the one table of defaults (the CLI's too).
 
-    With neither ``attacks`` nor ``suite``, the ``standard`` suite (AutoAttack's order) runs as a
-    cascade for the worst case, after the diagnostics FGSM, PGD and Gaussian noise, each run
-    alone. ``attacks`` alone runs just those attacks, each alone; ``suite`` adds that suite's
-    cascade. The suite covers L-inf, L2 when ``eps_l2`` is given and L1 when ``eps_l1`` is;
-    ``eps_l2``, ``eps_l1`` and ``sigmas``
-    default to :data:`DEFAULT_BUDGETS` for the attacks of their norm. A point broken at one eps
-    counts as broken at every larger eps of the same norm and is not attacked again. Memory is
-    bounded by ``batch_size``; the first batch also yields a few example adversarials; with
-    ``noise_probes`` the model also classifies pure noise and PGD starts from noise: ``"auto"``
-    (or True) sizes these probes to the audit (cut on large inputs, see
-    :mod:`robustkit.auditing.noise_probes`), ``"full"`` runs them whole, ``"off"`` (or False)
-    skips them.
-
-    ``num_samples`` audits a subset drawn with ``seed``; ``indices`` (refused beside it) exactly
-    the images at those dataset indices, in that order. Either way the frame's ``sample`` column
-    is each image's index in ``data`` (run.json's ``indices`` lists them all).
-
-    Each finished batch goes to ``progress_dir`` (a temporary folder when None); with ``resume``
-    the batches found there are not attacked again and the result is the one an uninterrupted
-    run gives. Under an initialized torch.distributed process group each process attacks its
-    share of the batches (``progress_dir`` must be a folder all of them see) and returns the
-    whole result.
-
-    ``corruptions`` adds the common corruptions: each corruption x severity scored on every
-    image, as rows of norm ``"corruption"`` (eps = severity), seeded per corruption, severity
-    and batch.
-
-    A model whose randomness probe finds it randomized gets the ``rand`` protocol: the ``rand``
-    suite by default, EOT over ``eot_samples`` passes (20) in the attacks that take it, every
-    point judged over ``eval_passes`` fresh passes (20), and its robust accuracy is its expected
-    accuracy over such passes (:data:`~robustkit.auditing.results.PASSES_RULE`).
+    Without ``attacks`` or ``suite``, the diagnostics run alone, then the ``standard`` suite as
+    a cascade (``rand``, with EOT and fresh passes, for a randomized model). ``noise_probes``:
+    ``auto`` (True), ``full`` or ``off`` (False). Each batch goes to ``progress_dir`` (a
+    temporary folder when None) as it finishes; ``resume`` skips those saved there.
     """
-    started = time.perf_counter()
-    torch.manual_seed(seed)
     robust_model = resolve_model(model, device)
-    info = resolve_data(data, num_samples, seed, model=robust_model, indices=indices)
-    batches = Batches(info, batch_size)
-    first_x, first_y = batches.first()
-    num_classes = check_classifier(robust_model, first_x[:2].to(robust_model.device))
-    probe_x = first_x[:PROBE_SIZE].to(robust_model.device)
-    randomized = is_randomized(robust_model, probe_x)
-    protocol = choose_protocol(
-        randomized,
-        attacks=attacks,
+    info = resolve_data(data, None, seed, model=robust_model)
+    spec = AuditSpec(
+        model=robust_model.name,
+        dataset=info.name,
+        num_samples=num_samples,
+        indices=listed(indices),
+        attacks=None if attacks is None else tuple(attacks),
         suite=suite,
-        eot_samples=eot_samples,
-        eval_passes=eval_passes,
-    )
-    if randomized and corruptions is not None:
-        raise RobustkitError(
-            "--corruptions scores one pass per image, which does not judge a randomized model: "
-            "audit its corruptions on a deterministic copy (e.g. its noise switched off)"
-        )
-    plan = plan_audit(
-        attacks,
-        protocol["suite"],
         steps=steps,
         restarts=restarts,
-        eps=eps,
-        eps_l2=eps_l2,
-        sigmas=sigmas,
-        eps_l1=eps_l1,
+        budgets=budgets(eps, eps_l2, eps_l1, sigmas),
         corruptions=corruptions,
-        eot_samples=protocol["eot_samples"],
-        eval_passes=protocol["eval_passes"],
+        batch_size=batch_size,
+        seed=seed,
+        **execution_of(robust_model),
+        eot_samples=eot_samples,
+        eval_passes=eval_passes,
+        noise_probes=check_mode(noise_probes),
+        examples_per_attack=examples_per_attack,
     )
-    model_flags = probe_model(
-        robust_model,
-        first_x.to(robust_model.device),
-        first_y,
-        eot=uses_eot(plan),
-        randomized=randomized,
+    threats = Threats(robust_model)
+    return run_audit(
+        spec, threats, info, progress=progress, progress_dir=progress_dir, resume=resume
     )
+
+
+def budgets(
+    eps: Sequence[float] | None,
+    eps_l2: Sequence[float] | None,
+    eps_l1: Sequence[float] | None,
+    sigmas: Sequence[float] | None,
+) -> Budgets:
+    """The budgets of each norm as the spec holds them (None: the defaults where they apply)."""
+    values = (eps, eps_l2, eps_l1, sigmas)
+    linf, l2, l1, gaussian = (None if v is None else tuple(map(float, v)) for v in values)
+    return Budgets(linf=linf, l2=l2, l1=l1, gaussian=gaussian)
+
+
+def execution_of(model: nn.Module) -> dict[str, Any]:
+    """The spec's execution fields as ``model`` runs (a RobustModel's precision, memory format
+    and compilation)."""
+    execution = getattr(model, "execution", None)
+    if execution is None:
+        return {}
+    return {
+        "precision": execution.precision,
+        "channels_last": execution.channels_last,
+        "compile": execution.compile,
+    }
+
+
+def listed(indices: Sequence[int] | Tensor | None) -> tuple[Any, ...] | None:
+    """Dataset indices as the spec holds them (checked when the audit picks the images)."""
+    if indices is None:
+        return None
+    return tuple(indices.tolist() if isinstance(indices, Tensor) else indices)
+
+
+def run_audit(
+    spec: AuditSpec,
+    threats: Threats,
+    data: DatasetInfo,
+    *,
+    progress: bool = False,
+    progress_dir: str | Path | None = None,
+    resume: bool = False,
+) -> AuditResult:
+    """Run ``spec`` through ``threats`` on ``data`` (the whole dataset: the spec picks the
+    images): the one audit every front end runs. Progress goes to ``progress_dir`` (resumed
+    when ``resume``), under the manifest of the spec."""
+    started = time.perf_counter()
+    torch.manual_seed(spec.seed)
+    info = choose_samples(data, spec)
+    batches = Batches(info, spec.batch_size)
+    first_x, first_y = batches.first()
+    num_classes = threats.check(first_x[:2])
+    randomized = threats.is_randomized(first_x[:PROBE_SIZE], spec)
+    protocol = threats.protocol(spec, randomized)
+    plan = threats.prepare(_plan(spec, protocol, threats), protocol, info, first_x)
+    model_flags = threats.probe(plan, first_x, first_y, randomized)
     probes = choose_probes(
-        noise_probes,
+        spec.noise_probes if threats.noise_probes else "off",
         plan,
         num_samples=len(info.dataset),  # type: ignore[arg-type]
         input_shape=info.input_shape,
         num_classes=num_classes,
     )
     tables: list[pd.DataFrame] = []  # the noise grid and the PGD-from-noise targets
+    head = manifest(spec, plan, threats, info, protocol)
+    with open_progress(progress_dir, head, resume=resume) as store:
+        run = run_engine(
+            plan,
+            threats.threats(protocol),
+            batches,
+            store,
+            seed=spec.seed,
+            progress=progress,
+            examples_per_attack=spec.examples_per_attack,
+            then=_noise_probes(spec, threats, probes, info, tables),
+            then_share=probes.share,
+        )
+    config = run_record(
+        head,
+        threats,
+        plan,
+        info,
+        run,
+        protocol=protocol,
+        probes=probes.record(),
+        model_flags=model_flags,
+    )
+    result = AuditResult(
+        frame=run.frame, config=config, examples=run.examples, adversarials=run.adversarials
+    )
+    if tables:
+        result.noise_grid, result.noise_targets = tables
+    config["wall_time_s"] = round(time.perf_counter() - started, 3)
+    return result
 
-    def run_noise_probes(advance: Advance) -> None:
-        torch.manual_seed(seed)  # the same noise however the batches ran, and wherever
+
+def _plan(spec: AuditSpec, protocol: dict[str, Any], threats: Threats) -> Plan:
+    """The attacks and budgets of ``spec``, with the protocol's suite and the pass counts the
+    attacks take under ``threats``."""
+    return plan_audit(
+        spec.attacks,
+        protocol["suite"],
+        steps=spec.steps,
+        restarts=spec.restarts,
+        eps=spec.budgets.linf,
+        eps_l2=spec.budgets.l2,
+        sigmas=spec.budgets.gaussian,
+        eps_l1=spec.budgets.l1,
+        corruptions=spec.corruptions,
+        **threats.attack_passes(protocol),
+    )
+
+
+def _noise_probes(
+    spec: AuditSpec,
+    threats: Threats,
+    probes: ProbeChoice,
+    info: DatasetInfo,
+    tables: list[pd.DataFrame],
+) -> Callable[[Advance], None] | None:
+    """The noise probes, run after the batches under the same progress bar (None: off); their
+    tables go to ``tables``."""
+    if probes.plan is None:
+        return None
+
+    def run(advance: Advance) -> None:
+        torch.manual_seed(spec.seed)  # the same noise however the batches ran, and wherever
         tables.extend(
             run_probes(
-                robust_model,
+                threats.model,
                 probes,
                 info.input_shape,
                 class_names=info.classes or None,
@@ -177,131 +241,7 @@ def audit(
             )
         )
 
-    threat = Threat(None, robust_model, robust_model, robust_model.name)
-    manifest = {
-        "model": robust_model.name,
-        "weights": module_digest(robust_model),
-        "execution": dataclasses.asdict(robust_model.execution),
-        "outputs": dataclasses.asdict(robust_model.outputs),
-        "dataset": info.name,
-        "samples": dataset_digest(info.dataset),
-        **engine_manifest(plan, batch_size, seed),
-        "examples_per_attack": examples_per_attack,
-        "eval_passes": plan.eval_passes,
-    }
-    with open_progress(progress_dir, manifest, resume=resume) as store:
-        run = run_engine(
-            plan,
-            [threat],
-            batches,
-            store,
-            seed=seed,
-            progress=progress,
-            examples_per_attack=examples_per_attack,
-            then=None if probes.plan is None else run_noise_probes,
-            then_share=probes.share,
-        )
-    config = _config(robust_model, info, plan, run, model_flags, batch_size=batch_size, seed=seed)
-    config["protocol"] = protocol
-    config["noise_probes"] = probes.record()
-    audit_result = AuditResult(
-        frame=run.frame, config=config, examples=run.examples, adversarials=run.adversarials
-    )
-    if tables:
-        audit_result.noise_grid, audit_result.noise_targets = tables
-    config["wall_time_s"] = round(time.perf_counter() - started, 3)
-    return audit_result
-
-
-def uses_eot(plan: Plan) -> bool:
-    """Whether any attack of the plan averages its loss over several passes."""
-    return any(getattr(a, "eot_samples", 1) > 1 for a in [*plan.independent, *plan.cascade])
-
-
-def choose_protocol(
-    randomized: bool,
-    *,
-    attacks: Iterable[str | Attack] | None,
-    suite: str | None,
-    eot_samples: int | None,
-    eval_passes: int | None,
-) -> dict[str, Any]:
-    """The protocol an audit follows, and why: ``rand`` for a randomized model (EOT, fresh
-    passes, the ``rand`` suite unless another is named), one pass per decision otherwise."""
-    eot = eot_samples if eot_samples is not None else EOT_SAMPLES if randomized else 1
-    passes = eval_passes if eval_passes is not None else EVAL_PASSES if randomized else 1
-    check_passes(eot, passes)
-    default = RANDOMIZED_SUITE if randomized else DEFAULT_SUITE
-    chosen = suite or (default if attacks is None else None)
-    if randomized:
-        reason = (
-            "the randomness probe found the model randomized (two passes on the same inputs "
-            f"gave different logits): attacks average the loss over {eot} passes (EOT) and "
-            f"every point is judged over {passes} fresh passes"
-        )
-    else:
-        reason = "the randomness probe found the model deterministic: one pass decides"
-    return {
-        "name": RANDOMIZED_SUITE if randomized else "deterministic",
-        "randomized": randomized,
-        "suite": chosen,
-        "eot_samples": eot,
-        "eval_passes": passes,
-        "reason": reason,
-        **({"rule": PASSES_RULE.format(passes=passes)} if passes > 1 else {}),
-    }
-
-
-def _config(
-    robust_model: RobustModel,
-    info: DatasetInfo,
-    plan: Plan,
-    run: EngineRun,
-    model_flags: list[Flag],
-    *,
-    batch_size: int,
-    seed: int,
-) -> dict[str, Any]:
-    """What run.json records of a plain audit (the wall time comes on top)."""
-    return {
-        "model": robust_model.name,
-        "model_info": describe_model(robust_model),
-        "dataset": info.name,
-        "classes": info.classes,
-        "num_samples": run.num_samples,
-        **indices_record(info),
-        "suite": plan.suite,
-        "evaluation": plan.suite is None or get_suite(plan.suite).evaluation,
-        "attacks": plan.describe(),
-        "budgets": plan.budgets,
-        "corruptions": None if plan.corruptions is None else dataclasses.asdict(plan.corruptions),
-        "batch_size": batch_size,
-        "seed": seed,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": str(robust_model.device),
-        "versions": {
-            "robustkit": robustkit.__version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
-        "model_checks": [dataclasses.asdict(flag) for flag in model_flags],
-        "eps_probes": run.eps_probes,
-    }
-
-
-def engine_manifest(plan: Plan, batch_size: int, seed: int) -> dict[str, Any]:
-    """The part of a resume manifest that the engine's own settings decide."""
-    manifest = {
-        "suite": plan.suite,
-        "attacks": plan.describe(),
-        "budgets": plan.budgets,
-        "batch_size": batch_size,
-        "seed": seed,
-        "sample_column": SAMPLE_MEANING,  # older progress, whose rows counted positions, differs
-    }
-    if plan.corruptions is not None:
-        manifest["corruptions"] = dataclasses.asdict(plan.corruptions)
-    return manifest
+    return run
 
 
 def run_engine(

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from robustkit.attacks import Attack, attack_class
+from robustkit.auditing.spec import DEFAULTS, AuditSpec
 from robustkit.data import DatasetInfo, load_dataset, select, subset
 from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, load_model
@@ -59,6 +60,21 @@ def resolve_data(
     if indices is not None:
         return select(info, indices)
     return subset(info, num_samples, seed) if num_samples is not None else info
+
+
+def choose_samples(info: DatasetInfo, spec: AuditSpec) -> DatasetInfo:
+    """The images ``spec`` audits: its ``indices``, a seeded subset of ``num_samples`` (0: all),
+    or by default a seeded subset of :attr:`~robustkit.auditing.spec.Defaults.num_samples`
+    (every image, in order, of a dataset no larger)."""
+    if spec.indices is not None:
+        return select(info, spec.indices)
+    if spec.num_samples == 0:
+        return info
+    if spec.num_samples is not None:
+        return subset(info, spec.num_samples, spec.seed)
+    if len(info.dataset) <= DEFAULTS.num_samples:  # type: ignore[arg-type]
+        return info
+    return subset(info, DEFAULTS.num_samples, spec.seed)
 
 
 def _wrap_dataset(data: Dataset | tuple[Tensor, Tensor]) -> DatasetInfo:

@@ -9,27 +9,11 @@ from typing import Any
 
 from robustkit.attacks import Attack
 from robustkit.auditing.inputs import build_attack
-from robustkit.auditing.suites import DEFAULT_ATTACKS, DEFAULT_SUITE, get_suite
+from robustkit.auditing.spec import DEFAULTS, Corruptions
+from robustkit.auditing.suites import get_suite
 from robustkit.errors import RobustkitError
 
-DEFAULT_BUDGETS: dict[str, tuple[float, ...]] = {
-    "linf": (0.1, 0.2, 0.3),
-    "l2": (1.0, 2.0, 3.0),
-    "l1": (5.0, 10.0, 15.0),
-    "gaussian": (0.1, 0.3, 0.5),
-}
-
-
-@dataclass(frozen=True)
-class Corruptions:
-    """The common corruptions an audit applies: names, severities (1-5) and parameter table."""
-
-    names: list[str]
-    severities: list[int]
-    table: str = "cifar10"
-
-    def jobs(self) -> int:
-        return len(self.names) * len(self.severities)
+__all__ = ["Corruptions", "Plan", "attack_iterations", "plan_audit"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +51,7 @@ def plan_audit(
     *,
     steps: int | None,
     restarts: int | None,
-    eps: Sequence[float],
+    eps: Sequence[float] | None,
     eps_l2: Sequence[float] | None,
     sigmas: Sequence[float] | None,
     eps_l1: Sequence[float] | None = None,
@@ -78,11 +62,11 @@ def plan_audit(
     """The attacks to run and the budgets of each norm (ascending), checked: at least one attack
     (or corruptions), and budgets for every attack's norm. The suite runs only on norms that
     have budgets; L2, L1 and noise budgets left at None are the defaults where an attack of their
-    norm runs. Attacks that work under EOT (``randomized_ok``: APGD) get ``eot_samples`` and
-    ``eval_passes``."""
+    norm runs (:data:`~robustkit.auditing.spec.DEFAULTS`). Attacks that work under EOT
+    (``randomized_ok``: APGD) get ``eot_samples`` and ``eval_passes``."""
     diagnostics = attacks is None
     if attacks is None:
-        attacks, suite = DEFAULT_ATTACKS, suite or DEFAULT_SUITE
+        attacks, suite = DEFAULTS.diagnostics, suite or DEFAULTS.suite
     independent = [build_attack(a, steps=steps, restarts=restarts) for a in attacks]
     # Diagnostics use the default noise sigmas, never default L2 budgets: L2 runs when asked for.
     named = {a.norm for a in independent} - ({"l2"} if diagnostics else set())
@@ -90,7 +74,7 @@ def plan_audit(
     budgets: dict[str, list[float]] = {}
     for norm, values in given.items():
         if values is None:
-            values = DEFAULT_BUDGETS[norm] if norm in named else ()
+            values = DEFAULTS.budgets(norm) if norm in named else ()
         if values:
             budgets[norm] = sorted(set(map(float, values)))
     if diagnostics:  # the default diagnostics follow the budgets given, never the reverse

@@ -4,8 +4,9 @@ Every batch's rows, eps probes and example adversarials go to ``batch-NNNNNN.pt`
 batch is done (written to a temporary name, then renamed: a file present is whole), so memory
 does not grow with the dataset, an interrupted audit resumes where it stopped, and the processes
 of a distributed audit hand their shares to rank 0 through the same folder. The manifest holds
-what decides the numbers (model weights, data, attacks, budgets, batch size, seed): resuming under
-another configuration is refused, naming what changed.
+what decides the numbers (the audit's spec with the model weights' and data's digests, under the
+schema of :mod:`robustkit.auditing.spec`): resuming under another configuration, or progress of
+another schema, is refused, naming what changed.
 """
 
 from __future__ import annotations
@@ -222,6 +223,13 @@ def _jsonable(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_unchanged(recorded: dict[str, Any], wanted: dict[str, Any], folder: Path) -> None:
+    found, schema = recorded.get("schema"), wanted.get("schema")
+    if found != schema:
+        written = "no schema" if found is None else f"schema {found}"
+        raise RobustkitError(
+            f"cannot resume from {folder}: another robustkit version wrote it (its manifest has "
+            f"{written}, this one writes schema {schema}); rerun without --resume to start over"
+        )
     change = _first_difference(recorded, wanted, "")
     if change is not None:
         raise RobustkitError(

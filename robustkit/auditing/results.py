@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from robustkit.auditing.spec import check_run_record
 from robustkit.auditing.stats import clopper_pearson
 from robustkit.errors import RobustkitError
 
@@ -181,7 +182,8 @@ class AuditResult:
 
     @classmethod
     def load(cls, out_dir: str | Path) -> AuditResult:
-        """Read back a folder written by :meth:`save` (tensors with ``weights_only=True``)."""
+        """Read back a folder written by :meth:`save` (tensors with ``weights_only=True``); a
+        run.json of another schema is refused in one line."""
         folder = Path(out_dir)
         results, run = folder / "results.csv", folder / "run.json"
         if not results.is_file() or not run.is_file():
@@ -289,6 +291,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise _corrupt(path, f"not JSON: {err}") from None
     if not isinstance(config, dict):
         raise _corrupt(path, "not a JSON object")
+    check_run_record(config, path)
     return config
 
 

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from robustkit.auditing.spec import DEFAULTS
 from robustkit.registry import unknown_name_error
 
 if TYPE_CHECKING:  # the attacks (and torch) load when a suite builds them, not at import
@@ -148,9 +149,9 @@ SUITES: dict[str, Suite] = {
         "for randomized models: APGD-CE and APGD-DLR with EOT, points judged over fresh passes",
     ),
 }
-DEFAULT_SUITE = "standard"
-DEFAULT_ATTACKS = ("fgsm", "pgd-linf", "pgd-l2", "gaussian-noise")  # the diagnostics beside it
-RANDOMIZED_SUITE = "rand"  # the default for a model the randomness probe finds randomized
+DEFAULT_SUITE = DEFAULTS.suite
+DEFAULT_ATTACKS = DEFAULTS.diagnostics  # the diagnostics beside it
+RANDOMIZED_SUITE = DEFAULTS.randomized_suite  # for a model the randomness probe finds randomized
 
 
 def get_suite(name: str) -> Suite:

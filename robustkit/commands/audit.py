@@ -7,11 +7,12 @@ runs (inside the functions), so that ``robustkit --help`` and ``--version`` answ
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from robustkit.auditing.suites import DEFAULT_ATTACKS, DEFAULT_SUITE, SUITES, get_suite
+from robustkit.auditing.spec import DEFAULTS, AuditSpec, Budgets
+from robustkit.auditing.suites import SUITES, get_suite
 from robustkit.commands.console import logging_to, stderr
 from robustkit.commands.options import (
     BatchSize,
@@ -32,11 +33,14 @@ from robustkit.commands.options import (
 from robustkit.errors import RobustkitError
 
 if TYPE_CHECKING:
-    from robustkit.auditing.plan import Corruptions
+    from robustkit.auditing.spec import Corruptions
+    from robustkit.auditing.threats import Threats
     from robustkit.data import DatasetInfo
     from robustkit.models import RobustModel
 
-DEFAULT_NUM_SAMPLES = 100  # images an audit attacks unless told: under a minute on 2 cores
+
+def _listing(values: tuple[float, ...]) -> str:
+    return ",".join(f"{v:g}" for v in values)
 
 
 def audit_command(
@@ -46,7 +50,7 @@ def audit_command(
             help="zoo:NAME, timm:NAME, torchvision:NAME, robustbench:NAME, file.py:factory or "
             "package.module:factory"
         ),
-    ] = "zoo:mnist-cnn",
+    ] = DEFAULTS.model,
     checkpoint: Annotated[
         Path | None, typer.Option(help="state dict to load into the model")
     ] = None,
@@ -79,15 +83,15 @@ def audit_command(
             help="mnist-sample, mnist, fashion-mnist, cifar10, imagefolder:PATH or "
             "cifar10-c:DIR:CORRUPTION:SEVERITY (a CIFAR-10-C-layout folder of .npy files)"
         ),
-    ] = "mnist-sample",
+    ] = DEFAULTS.dataset,
     data_root: DataRoot = None,
     labels: Labels = None,
     attacks: Annotated[
         str | None,
         typer.Option(
             help="comma-separated attack names, each run alone, or none (e.g. corruptions only) "
-            f"[default: the diagnostics {','.join(DEFAULT_ATTACKS)} plus --suite "
-            f"{DEFAULT_SUITE}; with --defense also latent-overpowered]",
+            f"[default: the diagnostics {','.join(DEFAULTS.diagnostics)} plus --suite "
+            f"{DEFAULTS.suite}; with --defense also {','.join(DEFAULTS.defense_attacks)}]",
             show_default=False,
         ),
     ] = None,
@@ -96,7 +100,7 @@ def audit_command(
         typer.Option(
             help="attack suite run as a cascade for the worst case: "
             + "; ".join(f"{s.name}: {s.description}" for s in SUITES.values())
-            + f" [default: {DEFAULT_SUITE} when --attacks is not given]",
+            + f" [default: {DEFAULTS.suite} when --attacks is not given]",
             show_default=False,
         ),
     ] = None,
@@ -105,25 +109,26 @@ def audit_command(
     ] = False,
     eps: Annotated[
         str, typer.Option(help="L-inf budgets (none: no L-inf attack, e.g. an L2-only audit)")
-    ] = "0.1,0.2,0.3",
+    ] = _listing(DEFAULTS.eps),
     eps_l2: Annotated[
         str | None,
         typer.Option(
-            help="L2 budgets; the suite covers L2 only when they are given [default: 1,2,3 "
-            "for L2 attacks named in --attacks]",
+            help="L2 budgets; the suite covers L2 only when they are given [default: "
+            f"{_listing(DEFAULTS.eps_l2)} for L2 attacks named in --attacks]",
             show_default=False,
         ),
     ] = None,
     eps_l1: Annotated[
         str | None,
         typer.Option(
-            help="L1 budgets; the suite covers L1 only when they are given [default: 5,10,15 "
-            "for L1 attacks named in --attacks]",
+            help="L1 budgets; the suite covers L1 only when they are given [default: "
+            f"{_listing(DEFAULTS.eps_l1)} for L1 attacks named in --attacks]",
             show_default=False,
         ),
     ] = None,
     sigmas: Annotated[
-        str | None, typer.Option(help="Gaussian-noise sigmas [default: 0.1,0.3,0.5]")
+        str | None,
+        typer.Option(help=f"Gaussian-noise sigmas [default: {_listing(DEFAULTS.sigmas)}]"),
     ] = None,
     corruptions: Annotated[
         str | None,
@@ -139,15 +144,28 @@ def audit_command(
     corruption_table: Annotated[
         str,
         typer.Option(help="corruption parameters: cifar10 (CIFAR-10-C) or imagenet (ImageNet-C)"),
-    ] = "cifar10",
-    steps: Annotated[int, typer.Option(help="iterations of iterative attacks")] = 40,
-    restarts: Annotated[int, typer.Option(help="random restarts of iterative attacks")] = 1,
+    ] = DEFAULTS.corruption_table,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            help="iterations of the iterative attacks named in --attacks [default: each "
+            "attack's own, e.g. 40 for pgd-linf, 100 for apgd-ce]",
+            show_default=False,
+        ),
+    ] = None,
+    restarts: Annotated[
+        int | None,
+        typer.Option(
+            help="random restarts of the attacks named in --attacks [default: each attack's own]",
+            show_default=False,
+        ),
+    ] = None,
     num_samples: Annotated[
         int | None,
         typer.Option(
             help="seeded subset size; the standard suite costs about half a second per robust "
             "image on 2 CPU cores, and the 95% CI shows what a sample size buys "
-            f"[default: {DEFAULT_NUM_SAMPLES}; 0 for the whole dataset]",
+            f"[default: {DEFAULTS.num_samples}; 0 for the whole dataset]",
             show_default=False,
         ),
     ] = None,
@@ -159,12 +177,12 @@ def audit_command(
             "instead of --num-samples",
         ),
     ] = None,
-    batch_size: BatchSize = 500,
+    batch_size: BatchSize = DEFAULTS.batch_size,
     device: Device = None,
-    precision: Precision = "fp32",
+    precision: Precision = DEFAULTS.precision,
     channels_last: ChannelsLast = False,
     compile_forward: Compile = False,
-    seed: Seed = 0,
+    seed: Seed = DEFAULTS.seed,
     image_size: Annotated[
         int | None, typer.Option(help="resize imagefolder images (default: the model's size)")
     ] = None,
@@ -174,7 +192,7 @@ def audit_command(
             help="pure-noise probes (mean x sigma grid, PGD from noise): auto sizes them to the "
             "audit (cut on large inputs, said on the terminal), full, or off"
         ),
-    ] = "auto",
+    ] = DEFAULTS.noise_probes,
     no_noise_probes: Annotated[
         bool, typer.Option("--no-noise-probes", help="the same as --noise-probes off")
     ] = False,
@@ -190,8 +208,9 @@ def audit_command(
     eot_samples: Annotated[
         int | None,
         typer.Option(
-            help="passes EOT averages each loss and gradient over [default: 20 for a randomized "
-            "model, 8 for --defense]",
+            help="passes EOT averages each loss and gradient over [default: "
+            f"{DEFAULTS.eot_samples} for a randomized model, {DEFAULTS.defense_eot_samples} for "
+            "--defense]",
             show_default=False,
         ),
     ] = None,
@@ -199,7 +218,7 @@ def audit_command(
         int | None,
         typer.Option(
             help="fresh passes that judge each point of a randomized model (early stop, best "
-            "adversarial, cascade, score) [default: 20]",
+            f"adversarial, cascade, score) [default: {DEFAULTS.eval_passes}]",
             show_default=False,
         ),
     ] = None,
@@ -235,93 +254,70 @@ def audit_command(
         eot_samples=eot_samples,
         eval_passes=eval_passes,
     )
-    listed = _listed(indices, num_samples)
-    corruption_plan = _corruptions(corruptions, severities, corruption_table)
-    probe_mode = _noise_probes(noise_probes, off=no_noise_probes)
-    if corruption_plan is not None and defense is not None:
-        raise RobustkitError("--corruptions audits a plain model: drop --defense or --corruptions")
-    from robustkit.auditing.distributed import is_main, join_torchrun
-    from robustkit.auditing.engine import audit
-    from robustkit.auditing.results import ensure_writable_dir
-    from robustkit.commands.audit_output import publish
-    from robustkit.data import load_dataset, select
-    from robustkit.defenses.evaluation import audit_defense
-    from robustkit.defenses.manifold import load_defense
-    from robustkit.models import check_classifier, check_deterministic, load_model
-    from robustkit.models.execution import Execution
-    from robustkit.models.robustbench import dataset_of as zoo_dataset
-
-    out_dir = ensure_writable_dir(out)
-    device = join_torchrun(device)
-    attack_names = _attack_names(attacks, suite, defended=defense is not None)
-    robust_model = load_model(
-        model,
+    spec = AuditSpec(
+        model=model,
+        dataset=dataset,
+        num_samples=num_samples,
+        indices=_listed(indices, num_samples),
+        attacks=_attack_names(attacks, suite, defended=defense is not None),
+        suite=suite,
+        steps=steps,
+        restarts=restarts,
+        budgets=_budgets(eps, eps_l2, eps_l1, sigmas),
+        corruptions=_corruptions(corruptions, severities, corruption_table, defense),
+        batch_size=batch_size,
+        seed=seed,
+        precision=precision,
+        channels_last=channels_last,
+        compile=compile_forward,
+        eot_samples=eot_samples,
+        eval_passes=eval_passes,
+        randomized=randomized,
+        noise_probes=_noise_probes(noise_probes, off=no_noise_probes),
+    )
+    out_dir = _writable(out)
+    robust_model = _load_model(
+        spec,
+        device=device,
         checkpoint=checkpoint,
         pretrained=pretrained,
-        mean=parse_floats(mean, "--mean") if mean else None,
-        std=parse_floats(std, "--std") if std else None,
-        device=device,
-        execution=Execution(precision, channels_last, compile_forward),
+        mean=mean,
+        std=std,
         output_index=output_index,
         output_key=output_key,
-        dataset=zoo_dataset(dataset),
         threat=threat,
         model_dir=model_dir,
     )
-    info = load_dataset(
-        dataset,
-        root=data_root,
-        seed=seed,
-        image_size=image_size or _image_size(robust_model),
-        model=robust_model,
-        labels=labels,
-    )
-    if listed is None:
-        info = _sample(info, num_samples, seed)
-    else:
-        info = select(info, listed, source=f"--indices file {indices}")
-    first = info.dataset[0][0].unsqueeze(0)
-    check_classifier(robust_model, first)  # shape, channels, logits: before calling it twice
-    if not randomized and defense is None:
-        check_deterministic(robust_model, first)
-    settings: dict[str, Any] = {
-        "attacks": attack_names,
-        "eps": parse_budgets(eps, "--eps"),
-        "eps_l2": None if eps_l2 is None else parse_floats(eps_l2, "--eps-l2"),
-        "eps_l1": None if eps_l1 is None else parse_budgets(eps_l1, "--eps-l1", minimum=0.0),
-        "sigmas": None if sigmas is None else parse_floats(sigmas, "--sigmas"),
-        "steps": steps,
-        "restarts": restarts,
-        "suite": suite,
-        "batch_size": batch_size,
-        "seed": seed,
-        "progress": True,
-        "progress_dir": out_dir / "progress",
-        "resume": resume,
-    }
-    if defense is not None:
-        defended = load_defense(
-            defense, robust_model, steps=projection_steps, restarts=projection_restarts
-        )
-        with logging_to(stderr):  # the up-front estimate of the projections to come
-            result = audit_defense(
-                robust_model, defended, info, eot_samples=eot_samples or 8, **settings
-            )
-    else:
-        result = audit(
-            robust_model,
-            info,
-            noise_probes=probe_mode,
-            corruptions=corruption_plan,
-            eot_samples=eot_samples,
-            eval_passes=eval_passes,
-            **settings,
+    info = _load_data(spec, robust_model, data_root, image_size, labels, listing=indices)
+    threats = _threats(robust_model, defense, projection_steps, projection_restarts)
+    _run_and_publish(spec, threats, info, out_dir, resume=resume, strict=strict)
+
+
+def _writable(out: Path) -> Path:
+    """--out, created and checked writable before anything loads."""
+    from robustkit.auditing.results import ensure_writable_dir
+
+    return ensure_writable_dir(out)
+
+
+def _run_and_publish(
+    spec: AuditSpec, threats: Threats, info: DatasetInfo, out: Path, *, resume: bool, strict: bool
+) -> None:
+    """Run the audit (progress in OUT/progress) and, on rank 0 of a distributed audit, save,
+    report and print it."""
+    from robustkit.auditing.distributed import is_main
+    from robustkit.auditing.engine import run_audit
+    from robustkit.commands.audit_output import publish
+
+    with logging_to(stderr):  # e.g. a defense's up-front estimate of its projections
+        result = run_audit(
+            spec, threats, info, progress=True, progress_dir=out / "progress", resume=resume
         )
     if is_main():  # rank 0 writes the results of a distributed audit
-        publish(result, out_dir, strict=strict)
+        publish(result, out, strict=strict)
 
 
-def _listed(indices: Path | None, num_samples: int | None) -> list[int] | None:
+def _listed(indices: Path | None, num_samples: int | None) -> tuple[int, ...] | None:
     """The dataset indices of --indices, read before anything loads (None: a seeded subset)."""
     from robustkit.data import read_indices
 
@@ -332,12 +328,24 @@ def _listed(indices: Path | None, num_samples: int | None) -> list[int] | None:
             "--indices lists the images to audit and --num-samples draws a seeded subset: "
             "give one of them"
         )
-    return read_indices(indices)
+    return tuple(read_indices(indices))
 
 
-def _corruptions(names: str | None, severities: str | None, table: str) -> Corruptions | None:
+def _budgets(eps: str, eps_l2: str | None, eps_l1: str | None, sigmas: str | None) -> Budgets:
+    """The budgets given on the command line (None: the defaults where an attack needs them)."""
+    return Budgets(
+        linf=tuple(parse_budgets(eps, "--eps")),
+        l2=None if eps_l2 is None else tuple(parse_floats(eps_l2, "--eps-l2")),
+        l1=None if eps_l1 is None else tuple(parse_budgets(eps_l1, "--eps-l1", minimum=0.0)),
+        gaussian=None if sigmas is None else tuple(parse_floats(sigmas, "--sigmas")),
+    )
+
+
+def _corruptions(
+    names: str | None, severities: str | None, table: str, defense: str | None
+) -> Corruptions | None:
     """The corruptions and severities asked for, checked before anything loads."""
-    from robustkit.auditing.plan import Corruptions
+    from robustkit.auditing.spec import Corruptions
     from robustkit.corruptions import SEVERITIES, check_severities, parse_corruptions
     from robustkit.corruptions.base import protocol
 
@@ -345,6 +353,8 @@ def _corruptions(names: str | None, severities: str | None, table: str) -> Corru
         if severities is not None:
             raise RobustkitError("--severities applies to --corruptions: add --corruptions all")
         return None
+    if defense is not None:
+        raise RobustkitError("--corruptions audits a plain model: drop --defense or --corruptions")
     levels = list(SEVERITIES)
     if severities is not None:
         values = parse_floats(severities, "--severities")
@@ -364,19 +374,21 @@ def _noise_probes(mode: str, *, off: bool) -> str:
     return "off" if off else checked
 
 
-def _attack_names(attacks: str | None, suite: str | None, *, defended: bool) -> list[str] | None:
+def _attack_names(
+    attacks: str | None, suite: str | None, *, defended: bool
+) -> tuple[str, ...] | None:
     """The attacks named on the command line, checked before anything loads (None: the
     diagnostics and the standard suite; ``none``: no attack)."""
     from robustkit.attacks import attack_class
-    from robustkit.defenses.evaluation import DEFENSE_ATTACKS
+    from robustkit.defenses.evaluation import defense_attacks
 
-    names: list[str] | None = None
+    names: tuple[str, ...] | None = None
     if attacks is not None and attacks.strip().lower() == "none":
-        names = []
+        names = ()
     elif attacks is not None:
-        names = parse_names(attacks)
+        names = tuple(parse_names(attacks))
     elif defended:
-        names = [*DEFAULT_ATTACKS, *DEFENSE_ATTACKS]
+        names = tuple(str(name) for name in defense_attacks(None))
     for name in names or ():
         attack_class(name)
     if suite is not None:
@@ -384,17 +396,82 @@ def _attack_names(attacks: str | None, suite: str | None, *, defended: bool) -> 
     return names
 
 
+def _load_model(
+    spec: AuditSpec,
+    *,
+    device: str | None,
+    checkpoint: Path | None,
+    pretrained: bool,
+    mean: str | None,
+    std: str | None,
+    output_index: int | None,
+    output_key: str | None,
+    threat: str | None,
+    model_dir: Path | None,
+) -> RobustModel:
+    """The model ``spec`` names, as the spec runs it (precision, memory format, compile), on
+    this process's device (``cuda:LOCAL_RANK`` under torchrun)."""
+    from robustkit.auditing.distributed import join_torchrun
+    from robustkit.models import load_model
+    from robustkit.models.execution import Execution
+    from robustkit.models.robustbench import dataset_of as zoo_dataset
+
+    return load_model(
+        spec.model,
+        checkpoint=checkpoint,
+        pretrained=pretrained,
+        mean=parse_floats(mean, "--mean") if mean else None,
+        std=parse_floats(std, "--std") if std else None,
+        device=join_torchrun(device),
+        execution=Execution(spec.precision, spec.channels_last, spec.compile),
+        output_index=output_index,
+        output_key=output_key,
+        dataset=zoo_dataset(spec.dataset),
+        threat=threat,
+        model_dir=model_dir,
+    )
+
+
+def _load_data(
+    spec: AuditSpec,
+    model: RobustModel,
+    root: Path | None,
+    image_size: int | None,
+    labels: Path | None,
+    *,
+    listing: Path | None,
+) -> DatasetInfo:
+    """The whole dataset ``spec`` names (the audit picks its images); the --indices file is
+    checked against it here, so that an error names the file."""
+    from robustkit.data import load_dataset, select
+
+    info = load_dataset(
+        spec.dataset,
+        root=root,
+        seed=spec.seed,
+        image_size=image_size or _image_size(model),
+        model=model,
+        labels=labels,
+    )
+    if spec.indices is not None:
+        select(info, spec.indices, source=f"--indices file {listing}")
+    return info
+
+
+def _threats(
+    model: RobustModel, defense: str | None, projection_steps: int, projection_restarts: int
+) -> Threats:
+    """The model itself, or the defense ``--defense`` names around it."""
+    from robustkit.auditing.threats import Threats
+
+    if defense is None:
+        return Threats(model)
+    from robustkit.defenses.evaluation import DefenseThreats
+    from robustkit.defenses.manifold import load_defense
+
+    defended = load_defense(defense, model, steps=projection_steps, restarts=projection_restarts)
+    return DefenseThreats(model, defended.to(model.device))
+
+
 def _image_size(model: RobustModel) -> int | None:
     return model.input_shape[-1] if model.input_shape else None
-
-
-def _sample(info: DatasetInfo, num_samples: int | None, seed: int) -> DatasetInfo:
-    """The seeded subset an audit attacks: ``--num-samples``, the default size, or all (0)."""
-    from robustkit.data import subset
-
-    if num_samples == 0:
-        return info
-    size = len(info.dataset)  # type: ignore[arg-type]
-    return subset(
-        info, min(DEFAULT_NUM_SAMPLES, size) if num_samples is None else num_samples, seed
-    )

@@ -30,7 +30,7 @@ MODEL_COLUMN_WIDTH = 24  # a longer model name wraps over several lines
 def publish(result: AuditResult, out_dir: Path, *, strict: bool) -> None:
     """Save the results and report, print the table and the checks; --strict fails on a flag."""
     result.config["command"] = recorded_command()
-    entry = leaderboard_entry(str(result.config.get("model")))
+    entry = leaderboard_entry(str(result.config["model"]))
     if entry is not None:
         result.config["leaderboard"] = compare_leaderboard(result, entry)
     result.save(out_dir)
@@ -49,9 +49,7 @@ def publish(result: AuditResult, out_dir: Path, *, strict: bool) -> None:
 
 def print_protocol(result: AuditResult) -> None:
     """Which protocol ran and why, and the counting rule where points took several passes."""
-    protocol = result.config.get("protocol")
-    if not protocol:
-        return
+    protocol = result.config["protocol"]
     stdout.print(
         f"[bold]protocol:[/] {escape(str(protocol['name']))} (suite "
         f"{escape(str(protocol['suite']))}): {escape(str(protocol['reason']))}",
@@ -64,8 +62,8 @@ def print_protocol(result: AuditResult) -> None:
 
 def print_noise_probes(result: AuditResult) -> None:
     """One line when the noise probes were cut to the audit's size, saying how to run them whole."""
-    recorded = result.config.get("noise_probes")
-    if recorded and recorded["cut"]:
+    if result.config["noise_probes"]["cut"]:
+        recorded = result.config["noise_probes"]
         stdout.print(
             f"[bold yellow]note:[/] {escape(describe_probes(recorded))}",
             highlight=False,
@@ -75,16 +73,16 @@ def print_noise_probes(result: AuditResult) -> None:
 
 def print_leaderboard(result: AuditResult) -> None:
     """A RobustBench zoo model's leaderboard figures beside ours, below the table."""
-    record = result.config.get("leaderboard")
+    record = result.config["leaderboard"]
     for label, text in leaderboard_lines(record) if record else ():
         stdout.print(f"[bold]{label}:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def print_flags(result: AuditResult, flags: list[Flag]) -> None:
     """The checks' verdicts below the table, where the user looks."""
-    if not result.config.get("evaluation", True):
+    if not result.config["evaluation"]:
         stdout.print(
-            f"[bold yellow]note:[/] suite {result.config.get('suite')!r} is a smoke check, not "
+            f"[bold yellow]note:[/] suite {result.config['suite']!r} is a smoke check, not "
             "an evaluation: use --suite standard for a robust accuracy you can report",
             highlight=False,
         )

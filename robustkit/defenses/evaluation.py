@@ -9,52 +9,53 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from robustkit.attacks import Attack
-from robustkit.auditing.engine import engine_manifest, run_engine
-from robustkit.auditing.inputs import Batches, resolve_data, resolve_model
-from robustkit.auditing.plan import plan_audit
+from robustkit.auditing.checks import Flag
+from robustkit.auditing.engine import budgets, execution_of, listed, run_audit
+from robustkit.auditing.families import FAMILIES, LATENT
+from robustkit.auditing.inputs import describe_model, resolve_data, resolve_model
+from robustkit.auditing.plan import Plan
 from robustkit.auditing.probes import probe_model
-from robustkit.auditing.progress import dataset_digest, module_digest, open_progress
+from robustkit.auditing.progress import module_digest
 from robustkit.auditing.results import AuditResult
-from robustkit.auditing.threats import FAMILIES, LATENT, Threat
-from robustkit.data import DatasetInfo, indices_record
+from robustkit.auditing.spec import DEFAULTS, AuditSpec
+from robustkit.auditing.threats import Threat, Threats
+from robustkit.data import DatasetInfo
 from robustkit.defenses.adaptive import EOT
 from robustkit.defenses.estimate import estimate_defense_cost, time_projection
+from robustkit.errors import RobustkitError
 from robustkit.models import RobustModel, check_classifier
 
 log = logging.getLogger(__name__)
 
-DEFENSE_ATTACKS = ("latent-overpowered",)  # what `robustkit audit --defense` adds to the defaults
 DEFENSE_PROBE_SIZE = 8  # inputs whose gradients through the defense the model probe checks
 
 
 def audit_defense(
     classifier: str | nn.Module,
     defense: nn.Module,
-    data: str | DatasetInfo | Dataset | tuple[Tensor, Tensor] = "mnist-sample",
+    data: str | DatasetInfo | Dataset | tuple[Tensor, Tensor] = DEFAULTS.dataset,
     *,
-    attacks: Iterable[str | Attack] | None = ("pgd-linf",),
+    attacks: Iterable[str | Attack] | None = None,
     suite: str | None = None,
-    eps: Sequence[float] = (0.3,),
+    eps: Sequence[float] = DEFAULTS.eps,
     eps_l2: Sequence[float] | None = None,
     sigmas: Sequence[float] | None = None,
     eps_l1: Sequence[float] | None = None,
     steps: int | None = None,
     restarts: int | None = None,
-    eot_samples: int = 8,
+    eot_samples: int = DEFAULTS.defense_eot_samples,
     num_samples: int | None = None,
     indices: Sequence[int] | Tensor | None = None,
-    batch_size: int = 100,
-    seed: int = 0,
+    batch_size: int = DEFAULTS.batch_size,
+    seed: int = DEFAULTS.seed,
     progress: bool = False,
     progress_dir: str | Path | None = None,
     resume: bool = False,
@@ -68,97 +69,133 @@ def audit_defense(
     An attack that searches a generator's range (``latent-overpowered``) is one family of its
     own, ``latent:NAME``: it gets the defense's generator, searches on the bare classifier (its
     adversarials lie near the range, which the projection leaves nearly unchanged) and is scored
-    on the defense like the others. A ``suite`` runs as a cascade inside every family.
-
-    Every adversarial is scored by one fresh forward pass of the defense, as deployed. Against a
-    randomized defense the adaptive attacks run all their steps: early stop would judge success
-    on one random pass and keep a weak iterate. The frame also holds the bare classifier's rows
-    (attack ``NAME``, model = the classifier's name). The same engine as :func:`audit` runs it,
-    with the same ``progress_dir``, ``resume`` and images (``num_samples`` or ``indices``; the
-    rows' ``sample`` is each image's dataset index).
+    on the defense like the others. A ``suite`` runs as a cascade inside every family; without
+    ``attacks``, the diagnostics and ``latent-overpowered`` run. Every adversarial is scored by
+    one fresh pass of the defense; against a randomized one the adaptive attacks run all their
+    steps. The frame also holds the bare classifier's rows (model = the classifier's name). The
+    spec, defaults and engine are :func:`~robustkit.auditing.engine.audit`'s.
     """
-    started = time.perf_counter()
-    torch.manual_seed(seed)
     robust_model = resolve_model(classifier, None)
-    defense = defense.to(robust_model.device)
-    info = resolve_data(data, num_samples, seed, model=robust_model, indices=indices)
-    plan = plan_audit(
-        attacks,
-        suite,
+    info = resolve_data(data, None, seed, model=robust_model)
+    spec = AuditSpec(
+        model=_name(defense),
+        dataset=info.name,
+        num_samples=num_samples,
+        indices=listed(indices),
+        attacks=defense_attacks(attacks),
+        suite=suite,
         steps=steps,
         restarts=restarts,
-        eps=eps,
-        eps_l2=eps_l2,
-        sigmas=sigmas,
-        eps_l1=eps_l1,
-    )
-    plan = dataclasses.replace(
-        plan,
-        independent=[_with_generator(a, defense) for a in plan.independent],
-        cascade=[_with_generator(a, defense) for a in plan.cascade],
-    )
-    batches = Batches(info, batch_size)
-    first_x, first_y = batches.first()
-    check_classifier(robust_model, first_x[:2].to(robust_model.device))
-    check_classifier(defense, first_x[:2].to(robust_model.device))
-    # A defense's forward pass is a whole projection: probe its gradients on a few inputs only.
-    probe_x, probe_y = first_x[:DEFENSE_PROBE_SIZE], first_y[:DEFENSE_PROBE_SIZE]
-    model_flags = probe_model(defense, probe_x.to(robust_model.device), probe_y, eot=True)
-    cost = estimate_defense_cost(
-        [*plan.independent, *plan.cascade],
-        budgets=plan.budgets,
-        num_samples=len(info.dataset),  # type: ignore[arg-type]
+        budgets=budgets(eps, eps_l2, eps_l1, sigmas),
+        batch_size=batch_size,
+        seed=seed,
+        **execution_of(robust_model),
         eot_samples=eot_samples,
-        seconds_per_projection=time_projection(defense, probe_x.to(robust_model.device)),
+        noise_probes="off",
     )
-    log.info(cost.describe())
-    randomized = bool(getattr(defense, "is_randomized", False))
-    threats = _threats(robust_model, defense, eot_samples, randomized)
-    manifest = {
-        **_manifest(robust_model, defense, info, eot_samples),
-        **engine_manifest(plan, batch_size, seed),
-    }
-    with open_progress(progress_dir, manifest, resume=resume) as store:
-        run = run_engine(plan, threats, batches, store, seed=seed, progress=progress)
-    attacks_run = [*plan.independent, *plan.cascade]
-    config = {
-        "model": _name(defense),
-        "classifier": robust_model.name,
-        "dataset": info.name,
-        "num_samples": run.num_samples,
-        **indices_record(info),
-        "suite": plan.suite,
-        "attacks": plan.describe(),
-        "families": [*FAMILIES, *([LATENT] if any(a.needs_generator for a in attacks_run) else [])],
-        "eot_samples": eot_samples,
-        "adaptive_early_stop": not randomized,
-        "budgets": plan.budgets,
-        "batch_size": batch_size,
-        "seed": seed,
-        "device": str(robust_model.device),
-        "model_checks": [dataclasses.asdict(flag) for flag in model_flags],
-        "eps_probes": run.eps_probes,
-        "wall_time_s": round(time.perf_counter() - started, 3),
-    }
-    return AuditResult(frame=run.frame, config=config, examples=run.examples)
+    threats = DefenseThreats(robust_model, defense.to(robust_model.device))
+    return run_audit(
+        spec, threats, info, progress=progress, progress_dir=progress_dir, resume=resume
+    )
 
 
-def _manifest(
-    classifier: RobustModel, defense: nn.Module, info: DatasetInfo, eot_samples: int
-) -> dict[str, Any]:
-    """What decides a defense audit's numbers beside the engine's settings (for resuming)."""
-    return {
-        "classifier": classifier.name,
-        "classifier_weights": module_digest(classifier),
-        "defense": _name(defense),
-        "defense_weights": module_digest(defense),
-        "projection": repr(getattr(defense, "projection", None)),
-        "execution": dataclasses.asdict(classifier.execution),
-        "outputs": dataclasses.asdict(classifier.outputs),
-        "eot_samples": eot_samples,
-        "dataset": info.name,
-        "samples": dataset_digest(info.dataset),
-    }
+def defense_attacks(attacks: Iterable[str | Attack] | None) -> tuple[str | Attack, ...]:
+    """The attacks of a defense audit: those named, else the diagnostics and the latent attack."""
+    if attacks is None:
+        return (*DEFAULTS.diagnostics, *DEFAULTS.defense_attacks)
+    return tuple(attacks)
+
+
+class DefenseThreats(Threats):
+    """A defense around ``model``: the bare classifier, then the defense attacked obliviously,
+    through BPDA, through BPDA with EOT, and in the generator's latent space. The defense's
+    randomness is declared (``is_randomized``), EOT is a threat of its own and every adversarial
+    is scored by one fresh pass of the defense."""
+
+    noise_probes = False  # every pass of the defense is a whole projection
+
+    def __init__(self, model: RobustModel, defense: nn.Module) -> None:
+        super().__init__(model)
+        self.defense = defense
+
+    @property
+    def judged(self) -> nn.Module:
+        return self.defense
+
+    def check(self, x: Tensor) -> int:
+        classes = super().check(x)
+        check_classifier(self.defense, x.to(self.model.device))
+        return classes
+
+    def is_randomized(self, x: Tensor, spec: AuditSpec) -> bool:
+        return bool(getattr(self.defense, "is_randomized", False))
+
+    def protocol(self, spec: AuditSpec, randomized: bool) -> dict[str, Any]:
+        if spec.corruptions is not None:
+            raise RobustkitError("corruptions audit a plain model: drop them or the defense")
+        eot = spec.eot_samples or DEFAULTS.defense_eot_samples
+        return {
+            "name": "defense",
+            "randomized": randomized,
+            "suite": spec.suite,
+            "eot_samples": eot,
+            "eval_passes": 1,
+            "reason": (
+                f"a defense: attacked obliviously, through BPDA and through BPDA with EOT over "
+                f"{eot} passes; every adversarial is scored by one fresh pass of the defense"
+            ),
+        }
+
+    def attack_passes(self, protocol: dict[str, Any]) -> dict[str, int]:
+        """None: EOT is a threat of its own here, and one fresh pass of the defense scores."""
+        return {"eot_samples": 1, "eval_passes": 1}
+
+    def prepare(self, plan: Plan, protocol: dict[str, Any], info: DatasetInfo, x: Tensor) -> Plan:
+        """Latent attacks get the defense's generator; the cost of the projections ahead is
+        logged before they start."""
+        plan = dataclasses.replace(
+            plan,
+            independent=[_with_generator(a, self.defense) for a in plan.independent],
+            cascade=[_with_generator(a, self.defense) for a in plan.cascade],
+        )
+        probe_x = x[:DEFENSE_PROBE_SIZE].to(self.model.device)
+        cost = estimate_defense_cost(
+            [*plan.independent, *plan.cascade],
+            budgets=plan.budgets,
+            num_samples=len(info.dataset),  # type: ignore[arg-type]
+            eot_samples=protocol["eot_samples"],
+            seconds_per_projection=time_projection(self.defense, probe_x),
+        )
+        log.info(cost.describe())
+        return plan
+
+    def probe(self, plan: Plan, x: Tensor, y: Tensor, randomized: bool) -> list[Flag]:
+        """A defense's forward pass is a whole projection: its gradients are probed on a few
+        inputs only."""
+        probe_x = x[:DEFENSE_PROBE_SIZE].to(self.model.device)
+        return probe_model(self.defense, probe_x, y[:DEFENSE_PROBE_SIZE], eot=True)
+
+    def threats(self, protocol: dict[str, Any]) -> list[Threat]:
+        return _threats(self.model, self.defense, protocol["eot_samples"], protocol["randomized"])
+
+    def record(self, protocol: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **super().record(protocol),
+            "model": _name(self.defense),
+            "weights": module_digest(self.defense),
+            "classifier": self.model.name,
+            "classifier_weights": module_digest(self.model),
+            "projection": repr(getattr(self.defense, "projection", None)),
+        }
+
+    def describe(self, plan: Plan, protocol: dict[str, Any]) -> dict[str, Any]:
+        attacks = [*plan.independent, *plan.cascade]
+        latent = [LATENT] if any(a.needs_generator for a in attacks) else []
+        return {
+            "model_info": describe_model(self.model),
+            "families": [*FAMILIES, *latent],
+            "adaptive_early_stop": not protocol["randomized"],
+        }
 
 
 def _threats(

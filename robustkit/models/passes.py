@@ -17,9 +17,6 @@ from torch import Tensor, nn
 
 from robustkit.errors import RobustkitError
 
-EOT_SAMPLES = 20  # passes a randomized model's loss and gradient are averaged over (AutoAttack's)
-EVAL_PASSES = 20  # fresh passes that judge a point of a randomized model
-
 
 def pass_logits(model: nn.Module, x: Tensor, passes: int) -> Tensor:
     """The logits of ``passes`` passes of ``model`` on ``x``, shaped (passes, N, classes)."""
@@ -44,16 +41,6 @@ def score(model: nn.Module, x: Tensor, labels: Tensor, passes: int) -> Score:
     """``x`` scored over ``passes`` fresh passes of ``model``."""
     preds = pass_logits(model, x, passes).argmax(dim=2)
     return Score(correct=(preds == labels).sum(dim=0), pred=preds.mode(dim=0).values, passes=passes)
-
-
-def check_passes(eot_samples: int, eval_passes: int) -> None:
-    """Both counts must be at least one pass."""
-    for option, value in (("--eot-samples", eot_samples), ("--eval-passes", eval_passes)):
-        if value < 1:
-            raise RobustkitError(
-                f"{option} must be >= 1 (the passes a randomized model is averaged over, "
-                f"{EOT_SAMPLES} by default), got {value}"
-            )
 
 
 class EOT(nn.Module):

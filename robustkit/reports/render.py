@@ -39,23 +39,24 @@ def _table(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def _normalisation(info: dict[str, Any]) -> str:
-    if not info.get("mean") and not info.get("std"):
+    if not info["mean"] and not info["std"]:
         return "none (the model takes [0, 1] pixels)"
 
     def rounded(values: list[float] | None) -> str:
         return ", ".join(f"{v:.4g}" for v in values) if values else "none"
 
-    return f"mean {rounded(info.get('mean'))}; std {rounded(info.get('std'))}"
+    return f"mean {rounded(info['mean'])}; std {rounded(info['std'])}"
 
 
 def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
-    """Everything the template shows about one audit."""
+    """Everything the template shows about one audit (its run.json fields are those of the
+    schema :func:`~robustkit.auditing.spec.check_run_record` checks)."""
     corruptions = views.corruption_table(result)
     corruption_headline = views.corruption_headline(result)
     result = result.without_corruptions()  # the views below are about adversarial budgets
     attacked = not result.frame.empty
     config = result.config
-    info = config.get("model_info") or {}
+    info = config["model_info"]
     summary = result.summary()
     command, recorded = views.reproduce_command(config)
     sweep = views.sigma_sweep(result)
@@ -63,19 +64,19 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
     norms = dict(zip(result.frame["attack"], result.frame["norm"], strict=True))
     return {
         "label": label,
-        "model": config.get("model", "unknown model"),
-        "parameters": info.get("parameters"),
-        "input_shape": " x ".join(str(d) for d in info.get("input_shape") or []) or "unknown",
+        "model": config["model"],
+        "parameters": info["parameters"],
+        "input_shape": " x ".join(str(d) for d in info["input_shape"] or []) or "unknown",
         "normalisation": _normalisation(info),
-        "dataset": config.get("dataset", "unknown"),
-        "num_samples": config.get("num_samples", result.frame["sample"].nunique()),
+        "dataset": config["dataset"],
+        "num_samples": config["num_samples"],
         "clean_accuracy": views.clean_accuracy(result),
         "headline": views.headline(result),
-        "date": config.get("date", "not recorded"),
-        "versions": config.get("versions", {}),
-        "seed": config.get("seed", "not recorded"),
-        "device": config.get("device", "not recorded"),
-        "wall_time_s": config.get("wall_time_s"),
+        "date": config["date"],
+        "versions": config["versions"],
+        "seed": config["seed"],
+        "device": config["device"],
+        "wall_time_s": config["wall_time_s"],
         "command": command,
         "command_recorded": recorded,
         "accuracy_table": _table(views.accuracy_table(result)),
@@ -95,27 +96,25 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "noise_probes": _noise_probes(config),
         "defense": None if defense is None else _table(defense.set_index("base")),
         "flags": sanity_flags(result),
-        "suite": config.get("suite"),
-        "evaluation": config.get("evaluation", True),
-        "protocol": config.get("protocol"),
-        "leaderboard": leaderboard_lines(config["leaderboard"])
-        if config.get("leaderboard")
-        else [],
-        "leaderboard_link": (config.get("leaderboard") or {}).get("link"),
+        "suite": config["suite"],
+        "evaluation": config["evaluation"],
+        "protocol": config["protocol"],
+        "leaderboard": leaderboard_lines(config["leaderboard"]) if config["leaderboard"] else [],
+        "leaderboard_link": (config["leaderboard"] or {}).get("link"),
     }
 
 
 def _noise_probes(config: dict[str, Any]) -> str | None:
-    """The size of the noise probes an audit ran (cut or full), None when not recorded or off."""
-    recorded = config.get("noise_probes")
-    if not recorded or recorded["mode"] == "off":
+    """The size of the noise probes an audit ran (cut or full), None when off."""
+    recorded = config["noise_probes"]
+    if recorded["mode"] == "off":
         return None
     return describe_probes(recorded)
 
 
 def _labels(results: Sequence[AuditResult]) -> list[str]:
     """Model names, numbered where several runs share one."""
-    names = [str(r.config.get("model", "model")) for r in results]
+    names = [str(r.config["model"]) for r in results]
     counts = Counter(names)
     return [f"{n} (run {i + 1})" if counts[n] > 1 else n for i, n in enumerate(names)]
 

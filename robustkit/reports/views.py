@@ -28,7 +28,7 @@ NORM_LABELS = {
 
 def class_name(config: dict[str, Any], index: int) -> str:
     """The dataset's name for class ``index`` (the index itself when classes are unknown)."""
-    classes = config.get("classes") or []
+    classes = config["classes"] or []
     return str(classes[index]) if 0 <= index < len(classes) else str(index)
 
 
@@ -202,14 +202,14 @@ def sigma_sweep(result: AuditResult) -> pd.DataFrame:
 def reproduce_command(config: dict[str, Any]) -> tuple[str, bool]:
     """The command that reproduces the audit, and whether it was recorded (else reconstructed
     from run.json: it then misses options run.json does not keep, such as --checkpoint)."""
-    if config.get("command"):
+    if config["command"]:
         return str(config["command"]), True
-    args = ["robustkit", "audit", "--model", str(config.get("model", "?"))]
-    args += ["--dataset", str(config.get("dataset", "?"))]
-    attacks = config.get("attacks", [])
+    args = ["robustkit", "audit", "--model", str(config["model"])]
+    args += ["--dataset", str(config["dataset"])]
+    attacks = config["attacks"]
     if attacks:
         args += ["--attacks", ",".join(str(a["name"]) for a in attacks)]
-    budgets = config.get("budgets", {})
+    budgets = config["budgets"]
     for option, norm in (
         ("--eps", "linf"),
         ("--eps-l2", "l2"),
@@ -222,6 +222,5 @@ def reproduce_command(config: dict[str, Any]) -> tuple[str, bool]:
     if len(steps) == 1:
         args += ["--steps", str(steps.pop())]
     for option, key in (("--num-samples", "num_samples"), ("--seed", "seed")):
-        if key in config:
-            args += [option, str(config[key])]
+        args += [option, str(config[key])]
     return shlex.join(args), False

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from torch import Tensor, nn
@@ -16,40 +16,44 @@ from torch.utils.data import Dataset
 
 from robustkit.attacks import Attack
 from robustkit.auditing.checks import CHECKS, Flag, sanity_flags
-from robustkit.auditing.engine import audit
-from robustkit.auditing.inputs import build_attack, resolve_data
+from robustkit.auditing.engine import execution_of, run_audit
+from robustkit.auditing.inputs import build_attack, resolve_data, resolve_model
 from robustkit.auditing.results import WORST_CASE, AuditResult
+from robustkit.auditing.spec import DEFAULTS, NORMS, AuditSpec, Budgets
 from robustkit.auditing.suites import SUITES, Suite, get_suite
+from robustkit.auditing.threats import Threats
 from robustkit.data import DatasetInfo
 from robustkit.errors import RobustkitError
 from robustkit.testing import wording
 
-DEFAULT_NUM_SAMPLES = 200
-DEFAULT_ATTACK = "pgd-linf"
 SUITE_NORMS = ("linf", "l2", "l1")
 WORST_CLASSES = 3
 
 Data = str | DatasetInfo | Dataset | tuple[Tensor, Tensor]
+AttackSpec = str | Attack
 
 
 @dataclass(frozen=True, kw_only=True)
 class Requirement:
-    """Robust accuracy of at least ``min_accuracy`` at budget ``eps`` under ``attack``, under the
-    attacks of ``suite``, or under both: the worst case over all of them is what counts.
+    """Robust accuracy of at least ``min_accuracy`` at budget ``eps`` under ``attack`` (one, or a
+    sequence of attacks of one norm), under the attacks of ``suite``, or under both: the worst
+    case over all of them is what counts.
 
-    ``eps`` is measured in the attack's norm (L-inf, L2, L1, or the noise sigma); with a suite
+    ``eps`` is measured in the attacks' norm (L-inf, L2, L1, or the noise sigma); with a suite
     alone, in ``norm`` (``"linf"``, the default, ``"l2"`` or ``"l1"``). Without a suite the
-    attack defaults to ``pgd-linf``. ``allow_flags`` names sanity-check codes accepted
-    knowingly: any other check of severity error fails the requirement whatever the accuracy.
-    Invalid values raise RobustkitError at construction, so a bad marker fails at collection.
+    attack defaults to ``pgd-linf``; ``num_samples``, ``steps`` and ``restarts`` None take the
+    audit's defaults (:data:`~robustkit.auditing.spec.DEFAULTS`, each attack's own).
+    ``allow_flags`` names sanity-check codes accepted knowingly: any other check of severity
+    error fails the requirement whatever the accuracy. Invalid values raise RobustkitError at
+    construction, so a bad marker fails at collection.
     """
 
     eps: float
     min_accuracy: float
-    attack: str | Attack | None = None
+    attack: AttackSpec | Sequence[AttackSpec] | None = None  # a sequence is stored as a tuple
     suite: str | None = None
     norm: str | None = None
-    num_samples: int | None = DEFAULT_NUM_SAMPLES
+    num_samples: int | None = None
     steps: int | None = None
     restarts: int | None = None
     allow_flags: Sequence[str] = ()  # stored as a tuple
@@ -67,33 +71,26 @@ class Requirement:
             if value is not None and (not _is_int(value) or value < 1):
                 raise RobustkitError(f"{name} must be an integer >= 1, got {value!r}")
         if self.attack is None and self.suite is None:
-            object.__setattr__(self, "attack", DEFAULT_ATTACK)
-        if self.attack is not None and not isinstance(self.attack, str | Attack):
-            raise RobustkitError(
-                f"attack must be a registered name such as 'pgd-linf' or an Attack, "
-                f"got {self.attack!r}"
-            )
-        if isinstance(self.attack, Attack) and (self.steps, self.restarts) != (None, None):
+            object.__setattr__(self, "attack", DEFAULTS.check_attack)
+        object.__setattr__(self, "attack", _attack_specs(self.attack))
+        objects = [a for a in self.attacks if isinstance(a, Attack)]
+        if objects and (self.steps, self.restarts) != (None, None):
             raise RobustkitError(
                 "steps and restarts go on the attack object when you pass one, "
-                f"e.g. {type(self.attack).__name__}(steps=10)"
+                f"e.g. {type(objects[0]).__name__}(steps=10)"
             )
-        attack = self.build_attack()  # unknown names fail here, with close matches
+        attacks = self.build_attacks()  # unknown names fail here, with close matches
         object.__setattr__(self, "allow_flags", _flag_codes(self.allow_flags))
         if self.norm is not None and self.norm not in SUITE_NORMS:
             raise RobustkitError(
                 f"norm must be one of {', '.join(SUITE_NORMS)} (the suite's threat), "
                 f"got {self.norm!r}"
             )
-        if attack is not None and self.norm is not None and self.norm != attack.norm:
-            raise RobustkitError(
-                f"norm={self.norm!r} contradicts attack {attack.name!r}, which measures "
-                f"{attack.norm}: drop norm=, the attack decides it"
-            )
+        _check_norms(attacks, self.norm)
         if self.suite is not None:
-            self._check_suite(attack)
+            self._check_suite(attacks)
 
-    def _check_suite(self, attack: Attack | None) -> None:
+    def _check_suite(self, attacks: list[Attack]) -> None:
         if not isinstance(self.suite, str):
             raise RobustkitError(f"suite must be one of {', '.join(SUITES)}, got {self.suite!r}")
         suite = get_suite(self.suite)  # an unknown name fails here, with close matches
@@ -106,45 +103,48 @@ class Requirement:
         names = [a.name for a in suite.attacks([norm])]
         if not names:
             raise RobustkitError(f"suite {suite.name!r} has no {norm} attacks")
-        if attack is None and (self.steps, self.restarts) != (None, None):
+        if not attacks and (self.steps, self.restarts) != (None, None):
             raise RobustkitError(
                 f"steps and restarts apply to attack=, and suite {suite.name!r} runs its attacks "
                 "at its own settings: drop them, or pick a stronger suite (standard, plus)"
             )
-        if attack is not None and attack.name in names:
-            raise RobustkitError(
-                f"attack {attack.name!r} is part of suite {suite.name!r} already: drop attack=, "
-                "or pick an attack outside the suite"
-            )
+        for attack in attacks:
+            if attack.name in names:
+                raise RobustkitError(
+                    f"attack {attack.name!r} is part of suite {suite.name!r} already: drop "
+                    "attack=, or pick an attack outside the suite"
+                )
+
+    @property
+    def attacks(self) -> tuple[AttackSpec, ...]:
+        """The attacks named (none with a suite alone)."""
+        return () if self.attack is None else cast(tuple[AttackSpec, ...], self.attack)
 
     @property
     def attack_label(self) -> str:
-        """The attack's name, or '' with a suite alone."""
-        if self.attack is None:
-            return ""
-        return self.attack.name if isinstance(self.attack, Attack) else self.attack
+        """The attacks' names ('fgsm', 'fgsm,pgd-linf'), or '' with a suite alone."""
+        return ",".join(a.name if isinstance(a, Attack) else a for a in self.attacks)
 
     @property
     def label(self) -> str:
         """What is run, for check keys: 'fgsm', 'suite=quick', 'fgsm suite=quick'."""
-        parts = [self.attack_label] if self.attack is not None else []
+        parts = [self.attack_label] if self.attacks else []
         if self.suite is not None:
             parts.append(f"suite={self.suite}")
-            if self.attack is None and self.threat_norm != "linf":
+            if not self.attacks and self.threat_norm != "linf":
                 parts.append(f"norm={self.threat_norm}")
         return " ".join(parts)
 
     @property
     def threat_norm(self) -> str:
         """The norm ``eps`` is measured in."""
-        attack = self.build_attack()
-        return attack.norm if attack is not None else self.norm or SUITE_NORMS[0]
+        attacks = self.build_attacks()
+        return attacks[0].norm if attacks else self.norm or SUITE_NORMS[0]
 
-    def build_attack(self) -> Attack | None:
-        """The attack object, with this requirement's steps and restarts; None for a suite alone."""
-        if self.attack is None:
-            return None
-        return build_attack(self.attack, steps=self.steps, restarts=self.restarts)
+    def build_attacks(self) -> list[Attack]:
+        """The attack objects, with this requirement's steps and restarts (none for a suite
+        alone)."""
+        return [build_attack(a, steps=self.steps, restarts=self.restarts) for a in self.attacks]
 
     def get_suite(self) -> Suite | None:
         return None if self.suite is None else get_suite(self.suite)
@@ -278,18 +278,24 @@ class Measurement:
         """The one attack of a requirement without a suite (name and hyper-parameters)."""
         configs = self.attack_configs
         if self.requirement.suite is not None or len(configs) != 1:
-            raise RobustkitError("a suite runs several attacks: read attack_configs")
+            raise RobustkitError("a suite or several attacks ran: read attack_configs")
         configs[0].pop("role", None)
         return configs[0]
+
+    @property
+    def one_attack(self) -> bool:
+        """Whether one attack ran, with no suite."""
+        return self.requirement.suite is None and len(self.requirement.attacks) == 1
 
     def settings(self) -> dict[str, Any]:
         """What a figure depends on besides the model: compared before a baseline is."""
         config = self.result.config
         settings: dict[str, Any] = {}
-        if self.requirement.suite is None:
+        if self.one_attack:
             settings["attack"] = self.attack_config
         else:
-            settings["suite"] = self.requirement.suite
+            if self.requirement.suite is not None:
+                settings["suite"] = self.requirement.suite
             settings["attacks"] = self.attack_configs
             settings["norm"] = self.requirement.threat_norm
         return {
@@ -316,16 +322,20 @@ class Measurement:
 
     def _attack_lines(self) -> list[str]:
         norm, eps = self.requirement.threat_norm, self.requirement.eps
-        suite = self.requirement.get_suite()
-        if suite is None:
+        if self.one_attack:
             attack = self.attack_config
             return [f"attack: {attack.pop('name')}, {norm} eps={eps:g} ({_params(attack)})"]
+        suite = self.requirement.get_suite()
+        named = self.requirement.attack_label
+        if suite is None:
+            head = f"over {named}, robust accuracy of each"
+        else:
+            also = f"{named} and " if named else ""
+            head = (
+                f"over {also}suite {suite.name} ({suite.description}), robust accuracy after each"
+            )
         summary = self.result.summary().set_index("attack")["robust_accuracy"]
-        also = f"{self.requirement.attack_label} and " if self.requirement.attack else ""
-        lines = [
-            f"attacks: worst case at {norm} eps={eps:g} over {also}suite {suite.name} "
-            f"({suite.description}), robust accuracy after each:"
-        ]
+        lines = [f"attacks: worst case at {norm} eps={eps:g} {head}:"]
         for attack in self.attack_configs:
             name, role = attack.pop("name"), attack.pop("role", "")
             after = "alone" if role == "independent" else "in the cascade"
@@ -339,31 +349,29 @@ def measure(
     data: Data,
     *,
     device: str | None = None,
-    seed: int = 0,
+    seed: int = DEFAULTS.seed,
 ) -> Measurement:
-    """Run ``robustkit.audit`` with the requirement's attack and suite at its one budget."""
-    attack = requirement.build_attack()
+    """Run the audit of the requirement's attacks and suite at its one budget (no noise probes:
+    they do not enter the figure judged), built as an AuditSpec like every audit's."""
+    robust_model = resolve_model(model, device)
+    info = resolve_data(data, None, seed, model=robust_model)
     num_samples = requirement.num_samples
     if num_samples is not None and not isinstance(data, str):
         # a user's own data: num_samples caps it, however small it is
-        data = resolve_data(data, None, seed)
-        num_samples = min(num_samples, len(data.dataset))  # type: ignore[arg-type]
-    budgets: dict[str, Sequence[float]] = {"linf": (), "l2": (), "l1": (), "gaussian": ()}
-    budgets[requirement.threat_norm] = [requirement.eps]
-    result = audit(
-        model,
-        data,
-        attacks=[] if attack is None else [attack],
-        suite=requirement.suite,
-        eps=budgets["linf"],
-        eps_l2=budgets["l2"],
-        eps_l1=budgets["l1"],
-        sigmas=budgets["gaussian"],
+        num_samples = min(num_samples, len(info.dataset))  # type: ignore[arg-type]
+    eps = {norm: () for norm in NORMS} | {requirement.threat_norm: (float(requirement.eps),)}
+    spec = AuditSpec(
+        model=robust_model.name,
+        dataset=info.name,
         num_samples=num_samples,
-        device=device,
+        attacks=tuple(requirement.build_attacks()),
+        suite=requirement.suite,
+        budgets=Budgets(**eps),
         seed=seed,
-        noise_probes=False,
+        **execution_of(robust_model),
+        noise_probes="off",
     )
+    result = run_audit(spec, Threats(robust_model), info)
     if result.frame.empty:
         raise RobustkitError("the dataset is empty: nothing to measure")
     return Measurement(requirement, result)
@@ -378,13 +386,41 @@ def worst_classes(result: AuditResult, limit: int = WORST_CLASSES) -> list[str]:
         .sort_values(["mean", "size"], ascending=[True, False], kind="stable")
         .head(limit)
     )
-    names: list[str] = result.config.get("classes") or []
+    names: list[str] = result.config["classes"] or []
     labels = [names[label] if label < len(names) else str(label) for label in per_class.index]
     width = max(len(label) for label in labels)
     return [
         f"{label:<{width}}  {row['mean']:.3f}  ({int(row['sum'])} / {int(row['size'])})"
         for label, (_, row) in zip(labels, per_class.iterrows(), strict=True)
     ]
+
+
+def _attack_specs(value: object) -> tuple[AttackSpec, ...] | None:
+    """``attack`` as a tuple of names and Attack objects (None: a suite alone)."""
+    if value is None:
+        return None
+    specs = tuple(value) if isinstance(value, list | tuple) else (value,)
+    if not specs or not all(isinstance(a, str | Attack) for a in specs):
+        raise RobustkitError(
+            "attack must be a registered name such as 'pgd-linf' or an Attack (or a sequence "
+            f"of them), got {value!r}"
+        )
+    return specs
+
+
+def _check_norms(attacks: list[Attack], norm: str | None) -> None:
+    """The attacks of one requirement share the norm eps is measured in, and ``norm`` agrees."""
+    for attack in attacks:
+        if norm is not None and norm != attack.norm:
+            raise RobustkitError(
+                f"norm={norm!r} contradicts attack {attack.name!r}, which measures "
+                f"{attack.norm}: drop norm=, the attack decides it"
+            )
+        if attack.norm != attacks[0].norm:
+            raise RobustkitError(
+                f"attacks {attacks[0].name!r} and {attack.name!r} measure eps in different norms "
+                f"({attacks[0].norm}, {attack.norm}): give each norm a requirement of its own"
+            )
 
 
 def _flag_codes(value: object) -> tuple[str, ...]:

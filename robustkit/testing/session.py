@@ -14,17 +14,10 @@ import pandas as pd
 import pytest
 from torch import nn
 
-from robustkit.attacks import Attack
 from robustkit.auditing.results import ROW_COLUMNS, AuditResult, ensure_writable_dir
 from robustkit.data.datasets import SAMPLE_NAME
 from robustkit.errors import RobustkitError
-from robustkit.testing.requirement import (
-    DEFAULT_NUM_SAMPLES,
-    Data,
-    Measurement,
-    Requirement,
-    measure,
-)
+from robustkit.testing.requirement import AttackSpec, Data, Measurement, Requirement, measure
 from robustkit.testing.state import CheckRecord, SessionState
 
 CHECK_COLUMNS = [
@@ -62,18 +55,19 @@ class Checker:
         *,
         eps: float,
         min_accuracy: float,
-        attack: str | Attack | None = None,
+        attack: AttackSpec | Sequence[AttackSpec] | None = None,
         suite: str | None = None,
         norm: str | None = None,
-        num_samples: int | None = DEFAULT_NUM_SAMPLES,
+        num_samples: int | None = None,
         steps: int | None = None,
         restarts: int | None = None,
         allow_flags: Sequence[str] = (),
     ) -> Measurement:
         """Fail the test unless ``model`` keeps ``min_accuracy`` at ``eps`` under ``attack``
-        (default ``pgd-linf``), under the attacks of ``suite``, or under both (the worst case
-        counts), or when a sanity check says the figure cannot be trusted (bar the check codes
-        in ``allow_flags``)."""
+        (default ``pgd-linf``; several of one norm: the worst case over them), under the attacks
+        of ``suite``, or under both (the worst case counts), or when a sanity check says the
+        figure cannot be trusted (bar the check codes in ``allow_flags``). ``num_samples``,
+        ``steps`` and ``restarts`` left at None take the audit's defaults."""
         requirement = Requirement(
             attack=attack,
             suite=suite,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robustkit.auditing.spec import DEFAULTS
 from robustkit.testing import wording
 from robustkit.testing.baseline import Baseline
 
@@ -61,7 +62,7 @@ class SessionState:
 
     device: str | None = None
     samples: int | None = None
-    seed: int = 0
+    seed: int = DEFAULTS.seed
     report_dir: Path | None = None
     baseline: Baseline | None = None
     update_baseline: bool = False
