@@ -97,11 +97,9 @@ _QUICK: tuple[AttackSpec, ...] = (
     ("apgd-t", {"steps": 20, "num_targets": 3}),
 )
 
-# L1 (AutoAttack's L1 version, every APGD run with its 3x / 2x / 1x eps stages), compared in
-# benchmarks/vs_autoattack.py --norm l1 (README, "The L1 ball"). With one FAB-T-L1 run and a
-# racing Square the suite left 15.0% on zoo:mnist-robust at eps 10 where AutoAttack's L1 version
-# left 7.0%; with 3 FAB-T restarts and Square on every point it leaves 8.0% (eps 15: 2.0%, as
-# AutoAttack).
+# L1: AutoAttack's L1 version (every APGD run with its 3x / 2x / 1x eps stages), with 3 FAB-T-L1
+# restarts where AutoAttack takes one (a restart runs only on the points still unbroken); the
+# comparison that chose them: docs/benchmarks.md, "The L1 ball".
 _STANDARD_L1: tuple[AttackSpec, ...] = (
     ("apgd-ce-l1", {"steps": 100, "restarts": 5}),
     ("apgd-t-l1", {"steps": 100, "num_targets": 5}),
