@@ -17,6 +17,8 @@ from robustkit.commands.options import DataRoot
 from robustkit.errors import RobustkitError
 
 if TYPE_CHECKING:  # torch and the GAN code load when the command runs: --help stays quick
+    from torch import nn
+
     from robustkit.generative.training import GANStep
 
 GAN_DATASETS = ("mnist", "fashion-mnist")
@@ -53,14 +55,10 @@ def train_gan_command(
 ) -> None:
     """Train a DCGAN or WGAN-GP generator for the manifold-projection defense."""
     from robustkit.data import dataset_tensors, load_dataset
-    from robustkit.generative.generators import ARCHS, GeneratorConfig, save_generator
+    from robustkit.generative.generators import GeneratorConfig, save_generator
     from robustkit.generative.training import GANTrainConfig, train_gan
-    from robustkit.models import load_model
 
-    if dataset not in GAN_DATASETS:
-        raise RobustkitError(f"train-gan supports {', '.join(GAN_DATASETS)}, not {dataset!r}")
-    if arch not in ARCHS:
-        raise RobustkitError(f"unknown --arch {arch!r}: use dcgan or wgan-gp")
+    _check_choices(dataset, arch)
     config = GANTrainConfig(
         generator=GeneratorConfig(arch=arch, latent_dim=latent_dim, width=width, dataset=dataset),
         iterations=iterations,
@@ -72,8 +70,7 @@ def train_gan_command(
     out.parent.mkdir(parents=True, exist_ok=True)
     info = load_dataset(dataset, root=data_root, train=True)
     holdout = load_dataset(dataset, root=data_root, num_samples=eval_images, seed=seed)
-    spec = classifier if classifier is not None else DEFAULT_CLASSIFIERS.get(dataset)
-    labeller = load_model(spec, device="cpu") if spec and spec != "none" else None
+    labeller = _labeller(classifier, dataset)
     with logging_to(stderr), _progress() as on_step:
         generator = train_gan(
             dataset_tensors(info)[0],
@@ -87,6 +84,24 @@ def train_gan_command(
     if half:
         save_generator(generator, out, half=True)
     stdout.print(f"wrote {out}", highlight=False)
+
+
+def _check_choices(dataset: str, arch: str) -> None:
+    """--dataset and --arch checked before any data loads."""
+    from robustkit.generative.generators import ARCHS
+
+    if dataset not in GAN_DATASETS:
+        raise RobustkitError(f"train-gan supports {', '.join(GAN_DATASETS)}, not {dataset!r}")
+    if arch not in ARCHS:
+        raise RobustkitError(f"unknown --arch {arch!r}: use dcgan or wgan-gp")
+
+
+def _labeller(classifier: str | None, dataset: str) -> nn.Module | None:
+    """The model that labels samples: --classifier, the dataset's default, or none."""
+    from robustkit.models import load_model
+
+    spec = classifier if classifier is not None else DEFAULT_CLASSIFIERS.get(dataset)
+    return load_model(spec, device="cpu") if spec and spec != "none" else None
 
 
 @contextmanager

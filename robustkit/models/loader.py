@@ -81,14 +81,11 @@ def load_model(
         built = _from_robustbench_spec(
             spec, checkpoint, pretrained, num_classes, dataset, threat, model_dir
         )
-        spec = built.name or spec
-    elif threat is not None or model_dir is not None:
-        raise RobustkitError(
-            "--threat and --model-dir pick robustbench models: use --model robustbench:NAME "
-            "or drop them"
-        )
     else:
-        built = _build(spec, pretrained=pretrained, num_classes=num_classes)
+        built = _build(
+            spec, pretrained=pretrained, num_classes=num_classes, picks=(threat, model_dir)
+        )
+    spec = built.name or spec
     if output_index is None and output_key is None and built.outputs is not None:
         outputs = built.outputs
     if checkpoint is not None:
@@ -135,7 +132,15 @@ def _from_robustbench_spec(
     return built
 
 
-def _build(spec: str, *, pretrained: bool, num_classes: int | None) -> _Built:
+def _build(
+    spec: str, *, pretrained: bool, num_classes: int | None, picks: tuple[object, ...] = ()
+) -> _Built:
+    """Any spec but ``robustbench:``; ``picks`` (--threat, --model-dir) must then be unset."""
+    if any(pick is not None for pick in picks):
+        raise RobustkitError(
+            "--threat and --model-dir pick robustbench models: use --model robustbench:NAME "
+            "or drop them"
+        )
     prefix, sep, rest = spec.partition(":")
     if sep and rest:
         if prefix == "zoo":
