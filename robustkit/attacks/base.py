@@ -32,6 +32,9 @@ class AttackResult:
     radius: Tensor | None = None
     # Randomized models: per sample, how many of the attack's fresh scoring passes are correct.
     correct_passes: Tensor | None = None
+    # Query-based attacks: per sample, the model queries (inputs forwarded) spent on it, up to
+    # its first success or, unbroken, to the end of the attack.
+    queries: Tensor | None = None
 
 
 class BudgetError(RuntimeError):
@@ -56,7 +59,9 @@ class Attack:
     Declared per attack, for the audit's checks: ``loss`` (the objective maximised: "ce",
     "dlr", "margin", or None; a class attribute or the default of a ``loss`` field),
     ``gradient_free``, ``minimum_norm`` (seeks the smallest adversarial and reports its radius)
-    and ``randomized_ok`` (averages over passes of a randomized model: EOT).
+    and ``randomized_ok`` (averages over passes of a randomized model: EOT). ``access`` says what
+    the attack needs of the model: ``"gradients"``, ``"scores"`` (outputs, no gradients) or
+    ``"labels"`` (the top-1 class only).
     """
 
     norm: ClassVar[str]
@@ -66,6 +71,7 @@ class Attack:
     minimum_norm: ClassVar[bool] = False
     gradient_free: ClassVar[bool] = False
     randomized_ok: ClassVar[bool] = False
+    access: ClassVar[str] = "gradients"
 
     def __call__(
         self,

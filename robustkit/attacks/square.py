@@ -264,6 +264,7 @@ class SquareAttack(Attack):
     iterative: ClassVar[bool] = False  # an audit's steps must not overwrite the query budget
     minimum_norm: ClassVar[bool] = False
     gradient_free: ClassVar[bool] = True
+    access: ClassVar[str] = "scores"
     randomized_ok: ClassVar[bool] = False
     queries: int = 5000
     p_init: float = 0.8
