@@ -51,12 +51,14 @@ class AuditOptions:
             "package.module:factory"
         ),
     ] = DEFAULTS.model
-    checkpoint: Annotated[Path | None, typer.Option(help="state dict to load into the model")] = (
-        None
-    )
-    pretrained: Annotated[bool, typer.Option(help="load timm/torchvision pretrained weights")] = (
-        False
-    )
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="state dict to load into the model"),
+    ] = None
+    pretrained: Annotated[
+        bool,
+        typer.Option(help="load timm/torchvision pretrained weights"),
+    ] = False
     threat: Annotated[
         str | None,
         typer.Option(

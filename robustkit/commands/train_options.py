@@ -55,12 +55,14 @@ class TrainOptions:
     check_every: Annotated[
         int | None, typer.Option(help="also check the held-out batch every K steps")
     ] = None
-    guard: Annotated[bool, typer.Option(help="stop and roll back on catastrophic overfitting")] = (
-        True
-    )
-    out: Annotated[Path, typer.Option(help="weights file; .json/.metrics.csv/.ckpt.pt beside")] = (
-        Path("model.pt")
-    )
+    guard: Annotated[
+        bool,
+        typer.Option(help="stop and roll back on catastrophic overfitting"),
+    ] = True
+    out: Annotated[
+        Path,
+        typer.Option(help="weights file; .json/.metrics.csv/.ckpt.pt beside"),
+    ] = Path("model.pt")
     resume: Annotated[
         Path | None, typer.Option(help="checkpoint (.ckpt.pt) of an interrupted run")
     ] = None
