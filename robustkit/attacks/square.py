@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import Attack, attack_objective, is_adversarial
+from robustkit.attacks.base import Attack, attack_objective, is_adversarial, require_counts
 from robustkit.attacks.registry import register_attack
 from robustkit.attacks.runs import Kept, Points, RunOutcome
 from robustkit.errors import RobustkitError
@@ -262,10 +262,8 @@ class SquareAttack(Attack):
     """
 
     iterative: ClassVar[bool] = False  # an audit's steps must not overwrite the query budget
-    minimum_norm: ClassVar[bool] = False
     gradient_free: ClassVar[bool] = True
     access: ClassVar[str] = "scores"
-    randomized_ok: ClassVar[bool] = False
     queries: int = 5000
     p_init: float = 0.8
     restarts: int = 1
@@ -274,8 +272,7 @@ class SquareAttack(Attack):
     race_max_broken: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.queries < 1 or self.restarts < 1:
-            raise RobustkitError("queries and restarts must be >= 1")
+        require_counts(self, "queries", "restarts")
         if not 0 < self.p_init <= 1:
             raise RobustkitError(
                 f"p_init is a share of the image: use 0 < p_init <= 1, got {self.p_init:g}"
