@@ -13,6 +13,7 @@ import typer
 
 from robustkit.auditing.spec import DEFAULTS, AuditSpec, Budgets
 from robustkit.auditing.suites import SUITES, get_suite
+from robustkit.commands.audit_faults import guarded
 from robustkit.commands.console import logging_to, stderr
 from robustkit.commands.options import (
     BatchSize,
@@ -238,11 +239,20 @@ def audit_command(
             help="skip the batches an interrupted audit with the same options saved in OUT/progress"
         ),
     ] = False,
+    skip_bad: Annotated[
+        bool,
+        typer.Option(
+            help="a batch the model fails on (an exception, NaN or inf logits, out of memory on "
+            "one image): record its images as error rows (never robust) and go on, instead of "
+            "stopping with exit code 1"
+        ),
+    ] = False,
 ) -> None:
     """Attack a model at several budgets and report its robust accuracy.
 
     Under torchrun (torchrun --nproc-per-node N -m robustkit audit ...) the processes share the
-    batches; rank 0 writes the results.
+    batches; rank 0 writes the results. One audit at a time per --out; Ctrl-C, SIGTERM, a full
+    disk or a failing batch stop it with one line giving the command that resumes.
     """
     require_positive(
         steps=steps,
@@ -276,21 +286,24 @@ def audit_command(
         noise_probes=_noise_probes(noise_probes, off=no_noise_probes),
     )
     out_dir = _writable(out)
-    robust_model = _load_model(
-        spec,
-        device=device,
-        checkpoint=checkpoint,
-        pretrained=pretrained,
-        mean=mean,
-        std=std,
-        output_index=output_index,
-        output_key=output_key,
-        threat=threat,
-        model_dir=model_dir,
-    )
-    info = _load_data(spec, robust_model, data_root, image_size, labels, listing=indices)
-    threats = _threats(robust_model, defense, projection_steps, projection_restarts)
-    _run_and_publish(spec, threats, info, out_dir, resume=resume, strict=strict)
+    with guarded(out_dir):
+        robust_model = _load_model(
+            spec,
+            device=device,
+            checkpoint=checkpoint,
+            pretrained=pretrained,
+            mean=mean,
+            std=std,
+            output_index=output_index,
+            output_key=output_key,
+            threat=threat,
+            model_dir=model_dir,
+        )
+        info = _load_data(spec, robust_model, data_root, image_size, labels, listing=indices)
+        threats = _threats(robust_model, defense, projection_steps, projection_restarts)
+        _run_and_publish(
+            spec, threats, info, out_dir, resume=resume, strict=strict, skip_bad=skip_bad
+        )
 
 
 def _writable(out: Path) -> Path:
@@ -301,7 +314,14 @@ def _writable(out: Path) -> Path:
 
 
 def _run_and_publish(
-    spec: AuditSpec, threats: Threats, info: DatasetInfo, out: Path, *, resume: bool, strict: bool
+    spec: AuditSpec,
+    threats: Threats,
+    info: DatasetInfo,
+    out: Path,
+    *,
+    resume: bool,
+    strict: bool,
+    skip_bad: bool,
 ) -> None:
     """Run the audit (progress in OUT/progress) and, on rank 0 of a distributed audit, save,
     report and print it."""
@@ -311,7 +331,13 @@ def _run_and_publish(
 
     with logging_to(stderr):  # e.g. a defense's up-front estimate of its projections
         result = run_audit(
-            spec, threats, info, progress=True, progress_dir=out / "progress", resume=resume
+            spec,
+            threats,
+            info,
+            progress=True,
+            progress_dir=out / "progress",
+            resume=resume,
+            skip_bad=skip_bad,
         )
     if is_main():  # rank 0 writes the results of a distributed audit
         publish(result, out, strict=strict)
