@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 
 import robustkit
 import robustkit.files
-from robustkit.auditing.failures import BatchFailed
+from robustkit.auditing.failures import BatchFailed, is_out_of_memory
 from robustkit.auditing.partial import load_saved
 from robustkit.auditing.progress import ProgressStore
 from robustkit.cli import app
@@ -398,7 +398,7 @@ def test_every_file_an_audit_writes_goes_through_the_write_layer(tmp_path, monke
 
 def test_a_first_signal_waits_for_the_write_under_way_and_a_second_stops_at_once():
     seconds: list[int] = []
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     with pytest.raises(Interrupted) as stop, stop_on_signals(seconds.append):
         with uninterrupted():
             os.kill(os.getpid(), signal.SIGINT)
@@ -409,11 +409,11 @@ def test_a_first_signal_waits_for_the_write_under_way_and_a_second_stops_at_once
         raise AssertionError("the held stop comes when the write is done")
     assert finished and seconds == [signal.SIGTERM]
     assert (stop.value.name, stop.value.exit_code) == ("SIGINT", 130)
-    signal.signal(signal.SIGINT, previous)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
     with stop_on_signals(seconds.append):
         pass
-    assert signal.getsignal(signal.SIGINT) is previous  # no signal: the handlers come back
+    assert signal.getsignal(signal.SIGINT) is previous[signal.SIGINT]  # no signal: they come back
 
 
 def test_a_folder_holds_one_audit_and_a_dead_ones_lock_is_taken_over(tmp_path):
@@ -507,6 +507,29 @@ def test_a_failing_batch_names_its_indices_or_becomes_error_rows(tmp_path, how, 
         .drop(columns="model")
         .reset_index(drop=True),
     )
+
+
+def test_an_audit_whose_every_batch_fails_has_nothing_to_report(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model is broken")
+
+    monkeypatch.setattr("robustkit.auditing.batch.BatchRunner.batch", broken)
+    with pytest.raises(BatchFailed, match=r"batch 0 \(dataset indices 0, 1, .*RuntimeError: the"):
+        _tiny(tmp_path, skip_bad=True)
+    assert len(list(tmp_path.glob("failed-*.pt"))) == 4  # each saved as failed, tried again later
+
+
+@pytest.mark.parametrize(
+    ("error", "memory"),
+    [
+        (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8"), True),
+        (MemoryError(), True),
+        (RuntimeError("mat1 and mat2 shapes cannot be multiplied"), False),
+    ],
+)
+def test_out_of_memory_is_told_from_other_errors(error, memory):
+    assert is_out_of_memory(error) is memory
 
 
 def test_a_cut_audit_reports_what_it_saved_marked_partial(tmp_path):

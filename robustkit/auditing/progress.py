@@ -38,7 +38,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from robustkit.auditing.distributed import barrier, is_main, rank, world_size
 from robustkit.auditing.examples import stack_examples
-from robustkit.auditing.failures import BatchFailure, error_rows
+from robustkit.auditing.failures import BatchFailed, BatchFailure, error_rows
 from robustkit.auditing.results import EXAMPLE_COLUMNS, Examples, torch_bytes
 from robustkit.errors import RobustkitError
 from robustkit.files import TEMP_SUFFIX, refused_writes, write_bytes, write_text
@@ -128,18 +128,20 @@ class ProgressStore:
         sums = self._checksums()
         contents = [self._read(index, sums) for index in indices]
         done = [pd.DataFrame(c["rows"]) for c in contents if "failure" not in c]
-        keys = _row_keys(done)
-        frames, probes, examples, total, failures = [], [], None, 0, []
+        failed = [c["failure"] for c in contents if "failure" in c]
+        if failed and not done:  # no batch went through: no row to report
+            raise BatchFailed(BatchFailure(**failed[0]))
+        keys, done_frames = _row_keys(done), iter(done)
+        frames, probes, examples, total = [], [], None, 0
         adversarials: dict[str, list[Tensor]] = {}
         for content in contents:
             total += content["size"]
             if "failure" in content:
-                failures.append(content["failure"])
                 frames.append(error_rows(keys, content["failure"]))
                 continue
             for key, images in content.get("adversarials", {}).items():
                 adversarials.setdefault(key, []).append(images)
-            frames.append(pd.DataFrame(content["rows"]))
+            frames.append(next(done_frames))
             probes += content["eps_probes"]
             if examples is None and content["examples"] is not None:
                 saved = content["examples"]
@@ -154,7 +156,7 @@ class ProgressStore:
             eps_probes=probes,
             num_samples=total,
             adversarials={key: torch.cat(parts) for key, parts in adversarials.items()} or None,
-            failures=failures,
+            failures=failed,
         )
 
     def start(self, manifest: dict[str, Any], batches: int) -> None:
