@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from robustkit.commands.console import recorded_command, stderr
 
@@ -62,17 +63,18 @@ def guarded(out: Path) -> Iterator[None]:
                 yield
             except Interrupted as stop:
                 if main:
-                    said.append(_interrupted(stop.signum, out, resume))
-                    _say(said[-1])
+                    line = _interrupted(stop.signum, out, resume)
+                    _say(line)
+                    said.append(line)  # after: a second signal meanwhile says it, at worst again
                 raise typer.Exit(stop.exit_code) from None
             except BatchFailed as failed:
-                _say(
-                    f"error: {failed.failure.describe()}; {_saved(out)}; fix the model and resume "
-                    f"with: {resume} (or add --skip-bad to record its images as errors)"
+                _error(
+                    f"{failed.failure.describe()}; {_saved(out)}; fix the model and resume with: "
+                    f"{resume} (or add --skip-bad to record its images as errors)"
                 )
                 raise typer.Exit(1) from None
             except UnwritableError as err:
-                _say(f"error: {err}; {_saved(out)}; then resume with: {resume}")
+                _error(f"{err}; {_saved(out)}; then resume with: {resume}")
                 raise typer.Exit(2) from None
 
 
@@ -98,3 +100,8 @@ def _saved(out: Path) -> str:
 
 def _say(line: str) -> None:
     stderr.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _error(line: str) -> None:
+    """One ``error:`` line, as :func:`~robustkit.commands.console.clean_errors` prints them."""
+    stderr.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
