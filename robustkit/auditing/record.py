@@ -69,6 +69,7 @@ def run_record(
         "noise_probes": probes,
         "model_checks": [dataclasses.asdict(flag) for flag in model_flags],
         "eps_probes": run.eps_probes,
+        "failed_batches": run.failures,  # --skip-bad: their images have error rows
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": str(threats.model.device),
         "versions": {

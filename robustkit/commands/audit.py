@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from robustkit.auditing.spec import AuditSpec, Budgets
 from robustkit.auditing.suites import get_suite
+from robustkit.commands.audit_faults import guarded
 from robustkit.commands.audit_options import AuditOptions
 from robustkit.commands.console import logging_to, stderr
 from robustkit.commands.options import parse_budgets, parse_floats, parse_names, require_positive
@@ -31,14 +32,24 @@ def audit_command(options: AuditOptions) -> None:
     """Attack a model at several budgets and report its robust accuracy.
 
     Under torchrun (torchrun --nproc-per-node N -m robustkit audit ...) the processes share the
-    batches; rank 0 writes the results.
+    batches; rank 0 writes the results. One audit at a time per --out; Ctrl-C, SIGTERM, a full
+    disk or a failing batch stop it with one line giving the command that resumes.
     """
     spec = audit_spec(options)
     out = _writable(options.out)
-    model = _load_model(spec, options)
-    info = _load_data(spec, model, options)
-    threats = _threats(model, options)
-    _run_and_publish(spec, threats, info, out, resume=options.resume, strict=options.strict)
+    with guarded(out):
+        model = _load_model(spec, options)
+        info = _load_data(spec, model, options)
+        threats = _threats(model, options)
+        _run_and_publish(
+            spec,
+            threats,
+            info,
+            out,
+            resume=options.resume,
+            strict=options.strict,
+            skip_bad=options.skip_bad,
+        )
 
 
 def audit_spec(options: AuditOptions) -> AuditSpec:
@@ -85,7 +96,14 @@ def _writable(out: Path) -> Path:
 
 
 def _run_and_publish(
-    spec: AuditSpec, threats: Threats, info: DatasetInfo, out: Path, *, resume: bool, strict: bool
+    spec: AuditSpec,
+    threats: Threats,
+    info: DatasetInfo,
+    out: Path,
+    *,
+    resume: bool,
+    strict: bool,
+    skip_bad: bool,
 ) -> None:
     """Run the audit (progress in OUT/progress) and, on rank 0 of a distributed audit, save,
     report and print it."""
@@ -95,7 +113,13 @@ def _run_and_publish(
 
     with logging_to(stderr):  # e.g. a defense's up-front estimate of its projections
         result = run_audit(
-            spec, threats, info, progress=True, progress_dir=out / "progress", resume=resume
+            spec,
+            threats,
+            info,
+            progress=True,
+            progress_dir=out / "progress",
+            resume=resume,
+            skip_bad=skip_bad,
         )
     if is_main():  # rank 0 writes the results of a distributed audit
         publish(result, out, strict=strict)

@@ -240,3 +240,11 @@ class AuditOptions:
             help="skip the batches an interrupted audit with the same options saved in OUT/progress"
         ),
     ] = False
+    skip_bad: Annotated[
+        bool,
+        typer.Option(
+            help="a batch the model fails on (an exception, NaN or inf logits, out of memory on "
+            "one image): record its images as error rows (never robust) and go on, instead of "
+            "stopping with exit code 1"
+        ),
+    ] = False

@@ -109,7 +109,8 @@ def summary_table(result: AuditResult) -> Table:
     text = ["model"] * several + ["attack", "norm"]
     passes = int(summary["passes"].max()) if len(summary) else 1
     extra = ["all passes", "majority"] if passes > 1 else []
-    for column in [*text, "eps", "n", "clean acc", "robust acc", *extra, "95% CI"]:
+    errors = ["errors"] if summary["errors"].any() else []  # --skip-bad recorded some
+    for column in [*text, "eps", "n", *errors, "clean acc", "robust acc", *extra, "95% CI"]:
         right = column not in text
         table.add_column(
             column,
@@ -132,6 +133,7 @@ def summary_table(result: AuditResult) -> Table:
             str(row.norm),
             "-" if row.eps != row.eps else f"{row.eps:g}",
             str(row.n),
+            *[str(row.errors)] * len(errors),
             f"{row.clean_accuracy:.1%}",
             f"{row.robust_accuracy:.1%}",
             *([f"{row.robust_all_passes:.1%}", f"{row.robust_majority:.1%}"] if extra else []),
