@@ -246,9 +246,8 @@ def test_race_keeps_searching_only_the_points_closest_to_breaking():
     assert torch.allclose(search[-1].sort().values, brightness[-2:], atol=0.011)
     assert torch.allclose(search[20].sort().values, brightness[-4:], atol=0.011)
     assert not result.success.any()
-    assert result.queries is not None and sorted(result.queries.tolist()) == [11] * 4 + [51] * 2 + [
-        100
-    ] * 2
+    assert result.queries is not None  # the points that left early spent only what they asked
+    assert sorted(result.queries.tolist()) == [11] * 4 + [51] * 2 + [100] * 2
     assert (result.x_adv - x).abs().amax() <= 0.01 + 1e-6  # points that left keep their best
     with pytest.raises(RobustkitError, match="race"):
         SquareLinf(race=((1.0, 0.5),))

@@ -173,7 +173,7 @@ class QueryAttack(Attack):
 @dataclass(frozen=True, kw_only=True)
 class OracleAttack(QueryAttack):
     """A query-based attack written against an :class:`Oracle`: up to ``max_queries`` model
-    queries per point (the clean check included); ``_search`` spends them."""
+    queries per point (the clean check included); ``_seek`` spends them."""
 
     max_queries: int = 5000
 
@@ -188,9 +188,9 @@ class OracleAttack(QueryAttack):
         oracle.clean_check()
         if eps > 0:
             with torch.no_grad():
-                self._search(oracle, eps)
+                self._seek(oracle, eps)
         return oracle.outcome()
 
-    def _search(self, oracle: Oracle, eps: float) -> None:
+    def _seek(self, oracle: Oracle, eps: float) -> None:
         """Spend the points' queries looking for adversarials within eps."""
         raise NotImplementedError
