@@ -28,7 +28,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from robustkit.attacks.queries import ROW_ELEMENTS, Oracle, OracleAttack
+from robustkit.attacks.queries import Oracle, OracleAttack, rows_per_forward
 from robustkit.attacks.registry import register_attack
 from robustkit.attacks.runs import per_sample
 from robustkit.errors import RobustkitError
@@ -189,8 +189,8 @@ class HopSkipJump(OracleAttack):
         """The boundary's normal at each boundary point (towards the adversarial side), from
         the decisions on ``counts`` (per point) probes at distance ``delta`` around it."""
         x_b = state.x_b
-        n, size = len(x_b), x_b[0].numel()
-        chunk = max(1, ROW_ELEMENTS // max(n * size, 1))
+        n = len(x_b)
+        chunk = max(1, rows_per_forward(x_b) // max(n, 1))  # probes per point per forward
         weighted, total = torch.zeros_like(x_b), torch.zeros_like(x_b)
         decided = torch.zeros_like(delta)
         for first in range(0, int(counts.max()) if n else 0, chunk):

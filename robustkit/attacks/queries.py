@@ -22,9 +22,17 @@ from robustkit.attacks.geometry import geometry
 from robustkit.attacks.runs import Kept, Points, RunOutcome
 from robustkit.errors import RobustkitError
 
-# One forward holds at most this many input elements (at least one row), to bound the memory of
-# an attack that asks many rows per point at once (HopSkipJump's gradient estimate).
-ROW_ELEMENTS = 2**22
+# One forward holds at most this many input elements (at least one row): it bounds the memory of
+# an attack that asks many rows per point at once (HopSkipJump's gradient estimate) and, on the
+# CPU, keeps batches cache-sized (zoo:mnist-cnn, one thread: 0.26 ms a row in batches of 64 to
+# 256, 0.37 ms in batches of 4,096).
+ROW_ELEMENTS = {"cpu": 2**18, "accelerator": 2**24}
+
+
+def rows_per_forward(like: Tensor) -> int:
+    """How many rows shaped like ``like``'s one forward holds on its device."""
+    elements = ROW_ELEMENTS["cpu" if like.device.type == "cpu" else "accelerator"]
+    return max(1, elements // max(like[0].numel(), 1))
 
 
 class QueryBudgetError(RuntimeError):
@@ -75,7 +83,7 @@ class Oracle:
     def ask(self, idx: Tensor, x: Tensor) -> Tensor:
         """The model's outputs on the rows ``x`` (row r asked for point ``idx[r]``); rows skipped
         because their point was broken by an earlier chunk are NaN."""
-        step = max(1, ROW_ELEMENTS // max(x[0].numel(), 1)) if len(x) else 1
+        step = rows_per_forward(x) if len(x) else 1
         out: Tensor | None = None
         for start in range(0, len(x), step):
             rows = slice(start, start + step)
