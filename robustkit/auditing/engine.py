@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from robustkit.attacks import Attack
 from robustkit.attacks.noise import Advance
 from robustkit.auditing.batch import BatchRunner
-from robustkit.auditing.distributed import barrier, my_batches
+from robustkit.auditing.distributed import barrier, is_main, my_batches
 from robustkit.auditing.inputs import Batches, choose_samples, resolve_data, resolve_model
 from robustkit.auditing.noise_probes import ProbeChoice, choose_probes, run_probes
 from robustkit.auditing.plan import Plan, plan_audit
@@ -37,6 +37,7 @@ from robustkit.auditing.record import manifest, run_record
 from robustkit.auditing.results import AuditResult
 from robustkit.auditing.spec import DEFAULTS, AuditSpec, Budgets, Corruptions
 from robustkit.auditing.threats import Threat, Threats
+from robustkit.auditing.universal import UniversalJob, check_universal, run_universal
 from robustkit.data import DatasetInfo
 from robustkit.models.wrapper import device_of
 from robustkit.progress import progress_bar
@@ -146,10 +147,12 @@ def run_audit(
     progress: bool = False,
     progress_dir: str | Path | None = None,
     resume: bool = False,
+    universal: UniversalJob | None = None,
 ) -> AuditResult:
     """Run ``spec`` through ``threats`` on ``data`` (the whole dataset: the spec picks the
     images): the one audit every front end runs. Progress goes to ``progress_dir`` (resumed
-    when ``resume``), under the manifest of the spec."""
+    when ``resume``), under the manifest of the spec. With ``universal``, universal
+    perturbations are crafted on its images and scored beside the attacks (rank 0 only)."""
     started = time.perf_counter()
     torch.manual_seed(spec.seed)
     info = choose_samples(data, spec)
@@ -159,6 +162,8 @@ def run_audit(
     randomized = threats.is_randomized(first_x[:PROBE_SIZE], spec)
     protocol = threats.protocol(spec, randomized)
     plan = threats.prepare(_plan(spec, protocol, threats), protocol, info, first_x)
+    if universal is not None:
+        check_universal(plan, protocol, len(threats.threats(protocol)))
     model_flags = threats.probe(plan, first_x, first_y, randomized)
     probes = choose_probes(
         spec.noise_probes if threats.noise_probes else "off",
@@ -181,6 +186,11 @@ def run_audit(
             then=_noise_probes(spec, threats, probes, info, tables),
             then_share=probes.share,
         )
+    crafted = None
+    if universal is not None and is_main():
+        threat = threats.threats(protocol)[0]
+        crafted = run_universal(universal, threat, plan, batches, spec.seed, progress=progress)
+        run.frame = pd.concat([run.frame, crafted.frame], ignore_index=True)
     config = run_record(
         head,
         threats,
@@ -194,6 +204,8 @@ def run_audit(
     result = AuditResult(
         frame=run.frame, config=config, examples=run.examples, adversarials=run.adversarials
     )
+    if crafted is not None:
+        result.universal, config["universal"] = crafted.perturbations, crafted.record
     if tables:
         result.noise_grid, result.noise_targets = tables
     config["wall_time_s"] = round(time.perf_counter() - started, 3)

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from robustkit.auditing.perturbations import load_perturbations, save_perturbations
 from robustkit.auditing.spec import check_run_record
 from robustkit.auditing.stats import clopper_pearson
 from robustkit.errors import RobustkitError
@@ -103,6 +104,9 @@ class AuditResult:
     noise_targets: pd.DataFrame | None = None
     # randomized models: the kept adversarial of every sample, per adversarial_key of a row
     adversarials: dict[str, Tensor] | None = None
+    # universal perturbations (C, H, W) by file stem (universal-<norm>-<eps>); run.json's
+    # "universal" describes them
+    universal: dict[str, Tensor] | None = None
 
     def worst_case(self) -> pd.DataFrame:
         """Per sample, robust only if it survived every attack of the same norm and eps."""
@@ -163,7 +167,8 @@ class AuditResult:
         return summary[summary["attack"] == attack].set_index(["norm", "eps"])["robust_accuracy"]
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write results.csv, summary.csv, run.json and the extras present into ``out_dir``."""
+        """Write results.csv, summary.csv, run.json and the extras present into ``out_dir``
+        (universal perturbations: ``universal-<norm>-<eps>.pt`` and ``.png``)."""
         out = ensure_writable_dir(out_dir)
         self.with_worst_case().to_csv(out / "results.csv", index=False)
         self.summary().to_csv(out / "summary.csv", index=False)
@@ -178,6 +183,8 @@ class AuditResult:
             self.noise_grid.to_csv(out / "noise_grid.csv", index=False)
         if self.noise_targets is not None:
             self.noise_targets.to_csv(out / "noise_targets.csv", index=False)
+        if self.universal:
+            save_perturbations(out, self.universal)
         return out
 
     @classmethod
@@ -200,12 +207,14 @@ class AuditResult:
                 adversarial=images["adversarial"],
                 frame=pd.read_csv(folder / "examples.csv"),
             )
+        config = _read_config(run)
         return cls(
             frame=rows[rows["attack"] != WORST_CASE].reset_index(drop=True),
-            config=_read_config(run),
+            config=config,
             examples=examples,
             noise_grid=_read_optional(folder / "noise_grid.csv"),
             noise_targets=_read_optional(folder / "noise_targets.csv"),
+            universal=load_perturbations(folder, config),
         )
 
 

@@ -35,6 +35,7 @@ from robustkit.errors import RobustkitError
 if TYPE_CHECKING:
     from robustkit.auditing.spec import Corruptions
     from robustkit.auditing.threats import Threats
+    from robustkit.auditing.universal import UniversalJob
     from robustkit.data import DatasetInfo
     from robustkit.models import RobustModel
 
@@ -145,6 +146,23 @@ def audit_command(
         str,
         typer.Option(help="corruption parameters: cifar10 (CIFAR-10-C) or imagenet (ImageNet-C)"),
     ] = DEFAULTS.corruption_table,
+    universal: Annotated[
+        bool,
+        typer.Option(
+            help="also craft a universal perturbation (one for every image) at each L-inf and L2 "
+            "budget on the dataset's training split, scored on the audited images as attack "
+            "universal-linf / universal-l2; saved as OUT/universal-NORM-EPS.pt and .png"
+        ),
+    ] = False,
+    universal_samples: Annotated[
+        int | None,
+        typer.Option(
+            help="--universal: crafting images, a seeded subset of the training split (a "
+            "dataset without one: of its images not audited) "
+            f"[default: {DEFAULTS.universal_samples}]",
+            show_default=False,
+        ),
+    ] = None,
     steps: Annotated[
         int | None,
         typer.Option(
@@ -253,7 +271,9 @@ def audit_command(
         projection_restarts=projection_restarts,
         eot_samples=eot_samples,
         eval_passes=eval_passes,
+        universal_samples=universal_samples,
     )
+    crafting = _universal_samples(universal, universal_samples, defense)
     spec = AuditSpec(
         model=model,
         dataset=dataset,
@@ -290,7 +310,8 @@ def audit_command(
     )
     info = _load_data(spec, robust_model, data_root, image_size, labels, listing=indices)
     threats = _threats(robust_model, defense, projection_steps, projection_restarts)
-    _run_and_publish(spec, threats, info, out_dir, resume=resume, strict=strict)
+    job = None if crafting is None else _universal_job(spec, info, crafting, data_root)
+    _run_and_publish(spec, threats, info, out_dir, resume=resume, strict=strict, universal=job)
 
 
 def _writable(out: Path) -> Path:
@@ -301,7 +322,14 @@ def _writable(out: Path) -> Path:
 
 
 def _run_and_publish(
-    spec: AuditSpec, threats: Threats, info: DatasetInfo, out: Path, *, resume: bool, strict: bool
+    spec: AuditSpec,
+    threats: Threats,
+    info: DatasetInfo,
+    out: Path,
+    *,
+    resume: bool,
+    strict: bool,
+    universal: UniversalJob | None = None,
 ) -> None:
     """Run the audit (progress in OUT/progress) and, on rank 0 of a distributed audit, save,
     report and print it."""
@@ -311,10 +339,49 @@ def _run_and_publish(
 
     with logging_to(stderr):  # e.g. a defense's up-front estimate of its projections
         result = run_audit(
-            spec, threats, info, progress=True, progress_dir=out / "progress", resume=resume
+            spec,
+            threats,
+            info,
+            progress=True,
+            progress_dir=out / "progress",
+            resume=resume,
+            universal=universal,
         )
     if is_main():  # rank 0 writes the results of a distributed audit
         publish(result, out, strict=strict)
+
+
+def _universal_samples(universal: bool, samples: int | None, defense: str | None) -> int | None:
+    """The crafting images --universal asks for, checked before anything loads (None: off)."""
+    from robustkit.attacks.universal import MIN_IMAGES
+
+    if not universal:
+        if samples is not None:
+            raise RobustkitError("--universal-samples applies to --universal: add --universal")
+        return None
+    if defense is not None:
+        raise RobustkitError("--universal audits a plain model: drop --defense or --universal")
+    count = DEFAULTS.universal_samples if samples is None else samples
+    if count < MIN_IMAGES:
+        raise RobustkitError(
+            f"--universal-samples {count} is too few to craft a universal perturbation on: "
+            f"give at least {MIN_IMAGES} (e.g. {DEFAULTS.universal_samples})"
+        )
+    return count
+
+
+def _universal_job(
+    spec: AuditSpec, info: DatasetInfo, samples: int, root: Path | None
+) -> UniversalJob:
+    """The crafting images of --universal: the training split, or the images not audited."""
+    from robustkit.auditing.inputs import choose_samples
+    from robustkit.auditing.universal import UniversalJob
+    from robustkit.data import crafting_images, dataset_tensors
+
+    audited = choose_samples(info, spec).sample_indices()
+    crafting = crafting_images(info, audited, num_samples=samples, seed=spec.seed, root=root)
+    images, _ = dataset_tensors(crafting.info)
+    return UniversalJob(images, f"{len(images)} images: {crafting.source}")
 
 
 def _listed(indices: Path | None, num_samples: int | None) -> tuple[int, ...] | None:
