@@ -30,9 +30,12 @@ from robustkit.commands.options import (
     parse_names,
     require_positive,
 )
+from robustkit.commands.universal import SAMPLES_HELP, check_universal_samples, crafting_job
 from robustkit.errors import RobustkitError
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from robustkit.auditing.spec import Corruptions
     from robustkit.auditing.threats import Threats
     from robustkit.auditing.universal import UniversalJob
@@ -155,13 +158,7 @@ def audit_command(
         ),
     ] = False,
     universal_samples: Annotated[
-        int | None,
-        typer.Option(
-            help="--universal: crafting images, a seeded subset of the training split (a "
-            "dataset without one: of its images not audited) "
-            f"[default: {DEFAULTS.universal_samples}]",
-            show_default=False,
-        ),
+        int | None, typer.Option(help=SAMPLES_HELP, show_default=False)
     ] = None,
     steps: Annotated[
         int | None,
@@ -273,7 +270,9 @@ def audit_command(
         eval_passes=eval_passes,
         universal_samples=universal_samples,
     )
-    crafting = _universal_samples(universal, universal_samples, defense)
+    crafting = check_universal_samples(universal, universal_samples)
+    if crafting is not None and defense is not None:
+        raise RobustkitError("--universal audits a plain model: drop --defense or --universal")
     spec = AuditSpec(
         model=model,
         dataset=dataset,
@@ -310,7 +309,10 @@ def audit_command(
     )
     info = _load_data(spec, robust_model, data_root, image_size, labels, listing=indices)
     threats = _threats(robust_model, defense, projection_steps, projection_restarts)
-    job = None if crafting is None else _universal_job(spec, info, crafting, data_root)
+    job = None
+    if crafting is not None:
+        audited = _audited(spec, info)
+        job = crafting_job(info, audited, crafting, seed=spec.seed, root=data_root)
     _run_and_publish(spec, threats, info, out_dir, resume=resume, strict=strict, universal=job)
 
 
@@ -351,37 +353,11 @@ def _run_and_publish(
         publish(result, out, strict=strict)
 
 
-def _universal_samples(universal: bool, samples: int | None, defense: str | None) -> int | None:
-    """The crafting images --universal asks for, checked before anything loads (None: off)."""
-    from robustkit.attacks.universal import MIN_IMAGES
-
-    if not universal:
-        if samples is not None:
-            raise RobustkitError("--universal-samples applies to --universal: add --universal")
-        return None
-    if defense is not None:
-        raise RobustkitError("--universal audits a plain model: drop --defense or --universal")
-    count = DEFAULTS.universal_samples if samples is None else samples
-    if count < MIN_IMAGES:
-        raise RobustkitError(
-            f"--universal-samples {count} is too few to craft a universal perturbation on: "
-            f"give at least {MIN_IMAGES} (e.g. {DEFAULTS.universal_samples})"
-        )
-    return count
-
-
-def _universal_job(
-    spec: AuditSpec, info: DatasetInfo, samples: int, root: Path | None
-) -> UniversalJob:
-    """The crafting images of --universal: the training split, or the images not audited."""
+def _audited(spec: AuditSpec, info: DatasetInfo) -> Tensor:
+    """The dataset indices of the images the audit scores (as the engine picks them)."""
     from robustkit.auditing.inputs import choose_samples
-    from robustkit.auditing.universal import UniversalJob
-    from robustkit.data import crafting_images, dataset_tensors
 
-    audited = choose_samples(info, spec).sample_indices()
-    crafting = crafting_images(info, audited, num_samples=samples, seed=spec.seed, root=root)
-    images, _ = dataset_tensors(crafting.info)
-    return UniversalJob(images, f"{len(images)} images: {crafting.source}")
+    return choose_samples(info, spec).sample_indices()
 
 
 def _listed(indices: Path | None, num_samples: int | None) -> tuple[int, ...] | None:
