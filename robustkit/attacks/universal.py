@@ -31,6 +31,7 @@ from robustkit.models.wrapper import BOUNDS, device_of
 
 NORMS = ("linf", "l2")
 MIN_IMAGES = 10  # fewer crafting images than classes cannot show what fools "most inputs"
+PREDICT_BATCH = 500  # images per forward pass where no gradient is taken
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,14 @@ class UniversalPGD:
     ``epochs`` passes over the crafting images in seeded random minibatches of ``batch_size``;
     the step is ``rel_stepsize * eps``, decayed to a tenth of it over the run (cosine), which
     settles delta where the last minibatches left it; ``loss_cap`` caps each image's
-    cross-entropy; ``seed`` fixes the minibatch order.
+    cross-entropy; ``seed`` fixes the minibatch order. The defaults were chosen on MNIST
+    (zoo:mnist-cnn, L-inf 0.3 and L2 3, three seeds): small batches and large steps fool more
+    held-out images than batches of 100 or steps of a tenth of eps.
     """
 
     norm: str = "linf"
     epochs: int = 10
-    batch_size: int = 100
+    batch_size: int = 32
     rel_stepsize: float = 0.5
     loss_cap: float = 2.0
     seed: int = 0
@@ -125,7 +128,7 @@ class UniversalPGD:
             raise RobustkitError(f"eps must be > 0 for a universal perturbation, got {eps:g}")
         validate_eps(eps, self.norm)
         device = device_of(model)
-        targets = predict(model, images, self.batch_size)
+        targets = predict(model, images, PREDICT_BATCH)
         ball = geometry(self.norm)
         delta = torch.zeros((1, *images.shape[1:]), device=device)
         radius = torch.tensor([float(eps)], device=device)
@@ -139,7 +142,7 @@ class UniversalPGD:
                 delta = ball.project_delta(delta + size * ball.direction(grad), radius)
                 step += 1
         perturbation = delta[0].cpu()
-        fooled = predict(model, images, self.batch_size, perturbation) != targets
+        fooled = predict(model, images, PREDICT_BATCH, perturbation) != targets
         return Universal(
             perturbation=perturbation,
             norm=self.norm,
@@ -194,7 +197,11 @@ def predict(
 
 
 def score_universal(
-    model: nn.Module, perturbation: Tensor, images: Tensor, labels: Tensor, batch_size: int = 500
+    model: nn.Module,
+    perturbation: Tensor,
+    images: Tensor,
+    labels: Tensor,
+    batch_size: int = PREDICT_BATCH,
 ) -> UniversalScore:
     """``perturbation`` applied to held-out ``images``: the model's predictions before and
     after."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from robustkit.data.datasets import DatasetInfo, has_train_split, load_dataset, select, subset
