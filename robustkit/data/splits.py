@@ -43,7 +43,7 @@ def crafting_images(
     rest = [i for i in range(len(whole.dataset)) if i not in scored]  # type: ignore[arg-type]
     if not rest:
         raise RobustkitError(
-            f"{whole.name} has no training split and every image of it is scored: audit fewer "
+            f"{whole.name} has no training split and every image of it is scored: score fewer "
             "images (--num-samples) or use a dataset with one (mnist, fashion-mnist, cifar10)"
         )
     picked = select(whole, rest)
