@@ -232,7 +232,7 @@ def test_audit_files_load_weights_only_and_show_in_the_report(audited, tmp_path)
 def test_a_tampered_perturbation_file_is_refused_in_one_line(audited, tmp_path):
     audited.save(tmp_path)
     torch.save({"not": "a perturbation"}, tmp_path / "universal-linf-0.2.pt")
-    with pytest.raises(RobustkitError, match="holds no .C, H, W. perturbation"):
+    with pytest.raises(RobustkitError, match=r"holds no \(C, H, W\) perturbation"):
         AuditResult.load(tmp_path)
 
 
