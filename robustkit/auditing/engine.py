@@ -70,6 +70,7 @@ def audit(
     corruptions: Corruptions | None = None,
     eot_samples: int | None = None,
     eval_passes: int | None = None,
+    universal: UniversalJob | None = None,
 ) -> AuditResult:
     """Attack ``model`` on the correctly classified samples of ``data`` at every budget: the
     keywords make an :class:`~robustkit.auditing.spec.AuditSpec`, whose docstring says what
@@ -79,6 +80,9 @@ def audit(
     a cascade (``rand``, with EOT and fresh passes, for a randomized model). ``noise_probes``:
     ``auto`` (True), ``full`` or ``off`` (False). Each batch goes to ``progress_dir`` (a
     temporary folder when None) as it finishes; ``resume`` skips those saved there.
+    ``universal`` (images apart from ``data``'s, e.g. a training split) crafts a universal
+    perturbation on them at every L-inf and L2 budget, scored as the attack ``universal-linf``
+    or ``universal-l2``.
     """
     robust_model = resolve_model(model, device)
     info = resolve_data(data, None, seed, model=robust_model)
@@ -103,7 +107,13 @@ def audit(
     )
     threats = Threats(robust_model)
     return run_audit(
-        spec, threats, info, progress=progress, progress_dir=progress_dir, resume=resume
+        spec,
+        threats,
+        info,
+        progress=progress,
+        progress_dir=progress_dir,
+        resume=resume,
+        universal=universal,
     )
 
 
