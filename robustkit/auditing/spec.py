@@ -67,6 +67,7 @@ class Defaults:
     noise_probes: str = "auto"
     corruption_table: str = "cifar10"
     examples_per_attack: int = 4
+    universal_samples: int = 1000  # images a universal perturbation is crafted on (--universal)
 
     def budgets(self, norm: str) -> tuple[float, ...]:
         """The default budgets of ``norm``."""

@@ -18,11 +18,15 @@ from robustkit.commands.audit_options import AuditOptions
 from robustkit.commands.console import logging_to, stderr
 from robustkit.commands.options import parse_budgets, parse_floats, parse_names, require_positive
 from robustkit.commands.records import takes_options
+from robustkit.commands.universal import check_universal_samples, crafting_job
 from robustkit.errors import RobustkitError
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from robustkit.auditing.spec import Corruptions
     from robustkit.auditing.threats import Threats
+    from robustkit.auditing.universal import UniversalJob
     from robustkit.data import DatasetInfo
     from robustkit.models import RobustModel
 
@@ -49,6 +53,7 @@ def audit_command(options: AuditOptions) -> None:
             resume=options.resume,
             strict=options.strict,
             skip_bad=options.skip_bad,
+            universal=_universal_job(spec, info, options),
         )
 
 
@@ -64,7 +69,10 @@ def audit_spec(options: AuditOptions) -> AuditSpec:
         projection_restarts=o.projection_restarts,
         eot_samples=o.eot_samples,
         eval_passes=o.eval_passes,
+        universal_samples=o.universal_samples,
     )
+    if check_universal_samples(o.universal, o.universal_samples) and o.defense is not None:
+        raise RobustkitError("--universal audits a plain model: drop --defense or --universal")
     return AuditSpec(
         model=o.model,
         dataset=o.dataset,
@@ -104,6 +112,7 @@ def _run_and_publish(
     resume: bool,
     strict: bool,
     skip_bad: bool,
+    universal: UniversalJob | None = None,
 ) -> None:
     """Run the audit (progress in OUT/progress) and, on rank 0 of a distributed audit, save,
     report and print it."""
@@ -120,9 +129,29 @@ def _run_and_publish(
             progress_dir=out / "progress",
             resume=resume,
             skip_bad=skip_bad,
+            universal=universal,
         )
     if is_main():  # rank 0 writes the results of a distributed audit
         publish(result, out, strict=strict)
+
+
+def _universal_job(
+    spec: AuditSpec, info: DatasetInfo, options: AuditOptions
+) -> UniversalJob | None:
+    """The crafting images of --universal, apart from the images the audit scores (None:
+    no universal perturbation)."""
+    crafting = check_universal_samples(options.universal, options.universal_samples)
+    if crafting is None:
+        return None
+    audited = _audited(spec, info)
+    return crafting_job(info, audited, crafting, seed=spec.seed, root=options.data_root)
+
+
+def _audited(spec: AuditSpec, info: DatasetInfo) -> Tensor:
+    """The dataset indices of the images the audit scores (as the engine picks them)."""
+    from robustkit.auditing.inputs import choose_samples
+
+    return choose_samples(info, spec).sample_indices()
 
 
 def _listed(indices: Path | None, num_samples: int | None) -> tuple[int, ...] | None:

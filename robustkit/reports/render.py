@@ -90,6 +90,8 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "examples": []
         if result.examples is None
         else images.triplets(result.examples, config, norms),
+        "universal": images.universal(result),
+        "universal_source": (config.get("universal") or {}).get("crafting_source"),
         "sigma_sweep": figures.sigma_sweep(sweep) if not sweep.empty else None,
         "noise_grid": (
             figures.noise_grid(result.noise_grid) if result.noise_grid is not None else None
