@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from robustkit.auditing.record import manifest, run_record
 from robustkit.auditing.results import AuditResult
 from robustkit.auditing.spec import DEFAULTS, AuditSpec, Budgets, Corruptions
 from robustkit.auditing.threats import Threat, Threats
-from robustkit.auditing.universal import UniversalJob, check_universal, run_universal
+from robustkit.auditing.universal import UniversalJob, UniversalRun, check_universal, run_universal
 from robustkit.data import DatasetInfo
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import device_of
@@ -75,21 +76,7 @@ def audit(
     skip_bad: bool = False,
     universal: UniversalJob | None = None,
 ) -> AuditResult:
-    """Attack ``model`` on the correctly classified samples of ``data`` at every budget: the
-    keywords make an :class:`~robustkit.auditing.spec.AuditSpec`, whose docstring says what
-    each one decides and what None takes from the one table of defaults (the CLI's too).
-
-    Without ``attacks`` or ``suite``, the diagnostics run alone, then the ``standard`` suite as
-    a cascade (``rand``, with EOT and fresh passes, for a randomized model). ``noise_probes``:
-    ``auto`` (True), ``full`` or ``off`` (False). Each batch goes to ``progress_dir`` (a
-    temporary folder when None) as it finishes; ``resume`` skips those saved there. A batch the
-    model fails on (it raises, returns NaN or inf, or runs out of memory on one image) raises
-    :class:`~robustkit.auditing.failures.BatchFailed`; ``skip_bad`` records its images as
-    ``error`` rows instead and goes on.
-    ``universal`` (images apart from ``data``'s, e.g. a training split) crafts a universal
-    perturbation on them at every L-inf and L2 budget, scored as the attack ``universal-linf``
-    or ``universal-l2``.
-    """
+    """Attack ``model`` on ``data`` at every budget, as :func:`run_audit` runs an AuditSpec."""
     robust_model = resolve_model(model, device)
     info = resolve_data(data, None, seed, model=robust_model)
     spec = AuditSpec(
@@ -111,10 +98,9 @@ def audit(
         noise_probes=check_mode(noise_probes),
         examples_per_attack=examples_per_attack,
     )
-    threats = Threats(robust_model)
     return run_audit(
         spec,
-        threats,
+        Threats(robust_model),
         info,
         progress=progress,
         progress_dir=progress_dir,
@@ -167,12 +153,10 @@ def run_audit(
     skip_bad: bool = False,
     universal: UniversalJob | None = None,
 ) -> AuditResult:
-    """Run ``spec`` through ``threats`` on ``data`` (the whole dataset: the spec picks the
-    images): the one audit every front end runs. Progress goes to ``progress_dir`` (resumed
-    when ``resume``), under the manifest of the spec, with the run record as it starts (for a
-    partial report); ``skip_bad``: a failing batch's images become error rows. With
-    ``universal``, universal perturbations are crafted on its images and scored beside the
-    attacks (rank 0 only)."""
+    """Run ``spec`` through ``threats`` on ``data`` (the spec picks the images): the one audit
+    every front end runs. Progress goes to ``progress_dir`` (``resume``), with the run record
+    from the start (partial reports). A failing batch raises ``BatchFailed`` (``skip_bad``: its
+    images become ``error`` rows); ``universal``: crafting images of universal perturbations."""
     started = time.perf_counter()
     torch.manual_seed(spec.seed)
     info = choose_samples(data, spec)
@@ -185,28 +169,19 @@ def run_audit(
     if universal is not None:
         check_universal(plan, protocol, len(threats.threats(protocol)))
     model_flags = threats.probe(plan, first_x, first_y, randomized)
-    probes = choose_probes(
-        spec.noise_probes if threats.noise_probes else "off",
-        plan,
-        num_samples=len(info.dataset),  # type: ignore[arg-type]
-        input_shape=info.input_shape,
-        num_classes=num_classes,
-    )
+    probes = _probes(spec, threats, plan, info, num_classes)
     tables: list[pd.DataFrame] = []  # the noise grid and the PGD-from-noise targets
     head = manifest(spec, plan, threats, info, protocol)
-
-    def record(run: EngineRun) -> dict[str, Any]:
-        return run_record(
-            head,
-            threats,
-            plan,
-            info,
-            run,
-            protocol=protocol,
-            probes=probes.record(),
-            model_flags=model_flags,
-        )
-
+    record = partial(
+        run_record,
+        head,
+        threats,
+        plan,
+        info,
+        protocol=protocol,
+        probes=probes.record(),
+        model_flags=model_flags,
+    )
     with open_progress(progress_dir, head, resume=resume, batches=len(batches)) as store:
         if is_main():
             total = len(info.dataset)  # type: ignore[arg-type]
@@ -223,10 +198,34 @@ def run_audit(
             then_share=probes.share,
             skip_bad=skip_bad,
         )
-    crafted = None
-    if universal is not None and is_main():
-        threat = threats.threats(protocol)[0]
-        crafted = run_universal(universal, threat, plan, batches, spec.seed, progress=progress)
+    crafted = _universal(universal, threats.threats(protocol)[0], plan, batches, spec, progress)
+    return _result(run, record, tables, crafted, started)
+
+
+def _universal(
+    job: UniversalJob | None,
+    threat: Threat,
+    plan: Plan,
+    batches: Batches,
+    spec: AuditSpec,
+    progress: bool,
+) -> UniversalRun | None:
+    """The universal perturbations of ``job``, crafted and scored on rank 0 (None: no job)."""
+    if job is None or not is_main():
+        return None
+    return run_universal(job, threat, plan, batches, spec.seed, progress=progress)
+
+
+def _result(
+    run: EngineRun,
+    record: Callable[[EngineRun], dict[str, Any]],
+    tables: list[pd.DataFrame],
+    crafted: UniversalRun | None,
+    started: float,
+) -> AuditResult:
+    """The audit's result: the engine's rows and those of the universal perturbations, the run
+    record, the noise tables, the wall time since ``started``."""
+    if crafted is not None:
         run.frame = pd.concat([run.frame, crafted.frame], ignore_index=True)
     config = record(run)
     result = AuditResult(
@@ -238,6 +237,19 @@ def run_audit(
         result.noise_grid, result.noise_targets = tables
     config["wall_time_s"] = round(time.perf_counter() - started, 3)
     return result
+
+
+def _probes(
+    spec: AuditSpec, threats: Threats, plan: Plan, info: DatasetInfo, num_classes: int
+) -> ProbeChoice:
+    """The noise probes the audit affords (none where the threats run none)."""
+    return choose_probes(
+        spec.noise_probes if threats.noise_probes else "off",
+        plan,
+        num_samples=len(info.dataset),  # type: ignore[arg-type]
+        input_shape=info.input_shape,
+        num_classes=num_classes,
+    )
 
 
 def _plan(spec: AuditSpec, protocol: dict[str, Any], threats: Threats) -> Plan:
