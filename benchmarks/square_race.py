@@ -24,25 +24,13 @@ from robustkit.cpu_memory import keep_freed_memory
 from robustkit.data import load_dataset
 from robustkit.data.tensors import dataset_tensors
 from robustkit.models import load_model
+from robustkit.testing.counting import CountingModel
 
 RACES: dict[str, tuple[tuple[float, float], ...]] = {
     "full": (),
     "race 5%:25%, 20%:10%": ((0.05, 0.25), (0.2, 0.1)),
     "race 5%:15%, 20%:5%": ((0.05, 0.15), (0.2, 0.05)),
 }
-
-
-class CountingModel(nn.Module):
-    """Counts the images it is asked to classify."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.images = 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.images += len(x)
-        return self.model(x)
 
 
 def left_by_gradient_attacks(

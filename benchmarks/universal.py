@@ -27,12 +27,13 @@ import numpy as np
 import pandas as pd
 import torch
 from benchmark_options import add_threads, apply_threads
-from torch import Tensor, nn
+from torch import Tensor
 
 from robustkit.attacks.peers import art_classifier
 from robustkit.attacks.universal import UniversalPGD, score_universal
 from robustkit.data import load_dataset, subset
 from robustkit.models import load_model
+from robustkit.testing.counting import CountingModel
 from robustkit.transfer.matrix import data_tensors
 
 MODELS = {
@@ -57,20 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class Counting(nn.Module):
-    """The model, counting the images it is given."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.images = 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.images += len(x)
-        return self.model(x)
-
-
-def craft_ours(model: Counting, x: Tensor, eps: float, seed: int) -> tuple[Tensor, int, float]:
+def craft_ours(model: CountingModel, x: Tensor, eps: float, seed: int) -> tuple[Tensor, int, float]:
     model.images = 0
     started = time.perf_counter()
     found = UniversalPGD(seed=seed)(model, x, eps=eps)
@@ -78,7 +66,7 @@ def craft_ours(model: Counting, x: Tensor, eps: float, seed: int) -> tuple[Tenso
 
 
 def craft_art(
-    model: Counting, x: Tensor, eps: float, seed: int, epochs: int
+    model: CountingModel, x: Tensor, eps: float, seed: int, epochs: int
 ) -> tuple[Tensor, int, float]:
     from art.attacks.evasion import UniversalPerturbation
 
@@ -109,7 +97,7 @@ def fooling_rows(args: argparse.Namespace) -> pd.DataFrame:
             load_dataset(dataset, root=args.data_root, num_samples=args.images, seed=args.seed)
         )
         for spec in MODELS[dataset]:
-            model = Counting(load_model(spec, device="cpu"))
+            model = CountingModel(load_model(spec, device="cpu"))
             for eps in map(float, args.eps.split(",")):
                 runs = {"robustkit": craft_ours(model, crafting, eps, args.seed)}
                 if args.art:

@@ -192,5 +192,7 @@ def test_progress_of_another_schema_does_not_resume(tmp_path) -> None:
     # the spec's fields, and the progress bookkeeping (batch count and checksums) beside them
     assert manifest["schema"] == SCHEMA and set(manifest) == {*MANIFEST_FIELDS, "progress"}
     (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "schema": 1}))
-    with pytest.raises(RobustkitError, match=rf"another robustkit version .*schema 1.* schema {SCHEMA}"):
+    with pytest.raises(
+        RobustkitError, match=rf"another robustkit version .*schema 1.* schema {SCHEMA}"
+    ):
         robustkit.audit(model, data, resume=True, **kw)

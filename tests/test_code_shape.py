@@ -13,7 +13,7 @@ MAX_LINES = 60
 
 
 def long_functions(root: Path, limit: int) -> list[str]:
-    """``path:line name (n lines)`` for every function or method of ``root`` over ``limit`` lines."""
+    """``path:line name (lines)`` for each function or method of ``root`` over ``limit`` lines."""
     found = []
     for path in sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

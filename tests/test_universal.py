@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from typer.testing import CliRunner
 
 from robustkit.attacks import PGDLinf
@@ -29,6 +29,7 @@ from robustkit.data import crafting_images, load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import load_model
 from robustkit.reports import write_report
+from robustkit.testing.counting import CountingModel
 from robustkit.transfer import transfer_matrix
 from robustkit.transfer.matrix import data_tensors
 
@@ -44,26 +45,13 @@ def split() -> tuple[Tensor, Tensor, Tensor]:
     return x[:200], x[200:], y[200:]
 
 
-class Counting(nn.Module):
-    """A model that counts the images it is given."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.images = 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.images += len(x)
-        return self.model(x)
-
-
 # --- the crafting -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("norm", "eps"), [("linf", 0.3), ("l2", 3.0)])
 def test_budget_and_passes_are_respected(classifier, norm, eps):
     crafting, _, _ = split()
-    counted = Counting(classifier)
+    counted = CountingModel(classifier)
     crafter = UniversalPGD(norm=norm, epochs=2)
     found = crafter(counted, crafting, eps=eps)
     size = found.perturbation.abs().max() if norm == "linf" else found.perturbation.norm()

@@ -20,12 +20,13 @@ import numpy as np
 import pytest
 import torch
 from art.attacks.evasion import UniversalPerturbation
-from torch import Tensor, nn
+from torch import Tensor
 
 from robustkit.attacks.peers import art_classifier
 from robustkit.attacks.universal import UniversalPGD, score_universal
 from robustkit.data import load_dataset
 from robustkit.models import load_zoo_model
+from robustkit.testing.counting import CountingModel
 from robustkit.transfer.matrix import data_tensors
 
 pytestmark = pytest.mark.slow
@@ -37,22 +38,9 @@ TOLERANCE = 0.05  # fooling rate, as a fraction (see the module docstring)
 CASES = [("linf", 0.3, 10), ("l2", 3.0, 4)]  # norm, eps, ART's inner step as eps / this
 
 
-class Counting(nn.Module):
-    """The model, counting the images it is given (forward passes, whoever calls)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.images = 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.images += len(x)
-        return self.model(x)
-
-
 @pytest.fixture(scope="module")
-def model() -> Counting:
-    return Counting(load_zoo_model("mnist-cnn", device="cpu"))
+def model() -> CountingModel:
+    return CountingModel(load_zoo_model("mnist-cnn", device="cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +52,7 @@ def images() -> tuple[Tensor, Tensor, Tensor]:
     return x[craft], x[held], y[held]
 
 
-def art_universal(model: Counting, x: Tensor, norm: str, eps: float, step: float, seed: int):
+def art_universal(model: CountingModel, x: Tensor, norm: str, eps: float, step: float, seed: int):
     """ART's perturbation, the passes it spent and its time."""
     random.seed(seed)  # ART shuffles the images with Python's random
     np.random.seed(seed)
@@ -86,7 +74,7 @@ def art_universal(model: Counting, x: Tensor, norm: str, eps: float, step: float
     return torch.from_numpy(attack.noise[0]), model.images, seconds
 
 
-def ours_universal(model: Counting, x: Tensor, norm: str, eps: float, budget: int, seed: int):
+def ours_universal(model: CountingModel, x: Tensor, norm: str, eps: float, budget: int, seed: int):
     """Our perturbation in at most ``budget`` passes, the passes it spent and its time."""
     epochs = budget // len(x) - 2  # ours spends (epochs + 2) passes per crafting image
     model.images = 0

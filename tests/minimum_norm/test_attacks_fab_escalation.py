@@ -5,31 +5,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from robustkit.attacks import create_attack
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import load_zoo_model
-
-
-class _Counting(nn.Module):
-    """Counts the inputs the model is run on."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.rows = 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.rows += len(x)
-        return self.model(x)
+from robustkit.testing.counting import CountingModel
 
 
 @pytest.fixture(scope="module")
-def robust_batch() -> tuple[_Counting, Tensor, Tensor]:
+def robust_batch() -> tuple[CountingModel, Tensor, Tensor]:
     """The adversarially trained MNIST model on 24 bundled images it classifies correctly."""
-    model = _Counting(load_zoo_model("mnist-robust", device="cpu")).eval()
+    model = CountingModel(load_zoo_model("mnist-robust", device="cpu")).eval()
     dataset = load_dataset("mnist-sample").dataset
     x = torch.stack([dataset[i][0] for i in range(28)])
     y = torch.tensor([int(dataset[i][1]) for i in range(28)])
@@ -42,10 +30,10 @@ def test_leaving_the_run_within_eps_breaks_the_same_points_with_fewer_passes(rob
     model, x, y = robust_batch
     verdicts, rows = [], []
     for stop in (False, True):
-        model.rows = 0
+        model.images = 0
         result = create_attack("fab-t-l2", steps=100, stop_within_eps=stop)(model, x, y, eps=2.0)
         verdicts.append(result.success)
-        rows.append(model.rows)
+        rows.append(model.images)
         assert ((result.x_adv - x).flatten(1).norm(dim=1)[result.success] <= 2.0 + 1e-5).all()
     assert verdicts[0].sum() >= 12  # the budget breaks points, so stopping early has work to save
     assert torch.equal(verdicts[0], verdicts[1])
@@ -70,7 +58,7 @@ def test_escalation_costs_only_its_probe_where_the_probe_breaks_nothing(robust_b
     model, x, y = robust_batch
     rows = []
     for escalation in (0, 50):
-        model.rows = 0
+        model.images = 0
         result = create_attack(
             "fab-t",
             steps=10,
@@ -79,7 +67,7 @@ def test_escalation_costs_only_its_probe_where_the_probe_breaks_nothing(robust_b
             escalation_probe=8,
         )(model, x, y, eps=0.3)
         assert not result.success.any()
-        rows.append(model.rows)
+        rows.append(model.images)
     # per step of a run: one forward with the gradient and one to score the new iterate
     assert rows[1] - rows[0] == 8 * 50 * 2
 
