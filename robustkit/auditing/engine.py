@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 from robustkit.attacks import Attack
 from robustkit.attacks.noise import Advance
 from robustkit.auditing.batch import BatchRunner
+from robustkit.auditing.blackbox import model_threats
 from robustkit.auditing.distributed import barrier, my_batches
 from robustkit.auditing.inputs import Batches, choose_samples, resolve_data, resolve_model
 from robustkit.auditing.noise_probes import ProbeChoice, choose_probes, run_probes
@@ -33,6 +34,7 @@ from robustkit.auditing.plan import Plan, plan_audit
 from robustkit.auditing.probe_modes import check_mode
 from robustkit.auditing.probes import PROBE_SIZE
 from robustkit.auditing.progress import EngineRun, ProgressStore, open_progress
+from robustkit.auditing.queries import with_query_budget
 from robustkit.auditing.record import manifest, run_record
 from robustkit.auditing.results import AuditResult
 from robustkit.auditing.spec import DEFAULTS, AuditSpec, Budgets, Corruptions
@@ -69,6 +71,9 @@ def audit(
     corruptions: Corruptions | None = None,
     eot_samples: int | None = None,
     eval_passes: int | None = None,
+    access: str = DEFAULTS.access,
+    max_queries: int | None = None,
+    surrogate: str | nn.Module | None = None,
 ) -> AuditResult:
     """Attack ``model`` on the correctly classified samples of ``data`` at every budget: the
     keywords make an :class:`~robustkit.auditing.spec.AuditSpec`, whose docstring says what
@@ -78,8 +83,15 @@ def audit(
     a cascade (``rand``, with EOT and fresh passes, for a randomized model). ``noise_probes``:
     ``auto`` (True), ``full`` or ``off`` (False). Each batch goes to ``progress_dir`` (a
     temporary folder when None) as it finishes; ``resume`` skips those saved there.
+
+    ``access="scores"`` or ``"labels"`` audits the model as a black box: the attacks get its
+    outputs or its top-1 class only (by default the ``scores`` or ``labels`` suite), each
+    query-based attack held to ``max_queries`` per point; attacks that need more run on the
+    ``surrogate`` model (a spec string or module), their adversarials replayed on the model
+    (:mod:`robustkit.auditing.blackbox`).
     """
     robust_model = resolve_model(model, device)
+    helper = None if surrogate is None else resolve_model(surrogate, robust_model.device)
     info = resolve_data(data, None, seed, model=robust_model)
     spec = AuditSpec(
         model=robust_model.name,
@@ -99,8 +111,11 @@ def audit(
         eval_passes=eval_passes,
         noise_probes=check_mode(noise_probes),
         examples_per_attack=examples_per_attack,
+        access=access,
+        max_queries=max_queries,
+        surrogate=None if helper is None else helper.name,
     )
-    threats = Threats(robust_model)
+    threats = model_threats(robust_model, access, helper)
     return run_audit(
         spec, threats, info, progress=progress, progress_dir=progress_dir, resume=resume
     )
@@ -201,10 +216,10 @@ def run_audit(
 
 
 def _plan(spec: AuditSpec, protocol: dict[str, Any], threats: Threats) -> Plan:
-    """The attacks and budgets of ``spec``, with the protocol's suite and the pass counts the
-    attacks take under ``threats``."""
-    return plan_audit(
-        spec.attacks,
+    """The attacks and budgets of ``spec``, with the protocol's suite, the pass counts the
+    attacks take under ``threats`` and the query budget of the query-based ones."""
+    plan = plan_audit(
+        threats.named_attacks(spec),
         protocol["suite"],
         steps=spec.steps,
         restarts=spec.restarts,
@@ -215,6 +230,7 @@ def _plan(spec: AuditSpec, protocol: dict[str, Any], threats: Threats) -> Plan:
         corruptions=spec.corruptions,
         **threats.attack_passes(protocol),
     )
+    return with_query_budget(plan, spec.max_queries)
 
 
 def _noise_probes(

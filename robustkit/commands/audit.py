@@ -104,6 +104,32 @@ def audit_command(
             show_default=False,
         ),
     ] = None,
+    access: Annotated[
+        str,
+        typer.Option(
+            help="what the attacks may ask of the model: gradients (white-box), scores (its "
+            "outputs: --suite scores, Square then NES) or labels (its top-1 class: --suite "
+            "labels, RayS then HopSkipJump); scores and labels are black-box audits that count "
+            "queries"
+        ),
+    ] = DEFAULTS.access,
+    max_queries: Annotated[
+        int | None,
+        typer.Option(
+            help="model queries per point for every query-based attack (Square, NES, RayS, "
+            "HopSkipJump); the summary gives robust accuracy at 100, 1,000, 10,000 queries up "
+            "to it [default: each attack's own]",
+            show_default=False,
+        ),
+    ] = None,
+    surrogate: Annotated[
+        str | None,
+        typer.Option(
+            help="with --access scores or labels: a model (any --model spec) that the attacks "
+            "needing more access run on (default PGD), their adversarials replayed on the model "
+            "at one query per point"
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option(help="exit 1 when a check flags the evaluation (gradient masking...)")
     ] = False,
@@ -253,13 +279,17 @@ def audit_command(
         projection_restarts=projection_restarts,
         eot_samples=eot_samples,
         eval_passes=eval_passes,
+        max_queries=max_queries,
     )
+    access = _access(access, surrogate, defense)
     spec = AuditSpec(
         model=model,
         dataset=dataset,
         num_samples=num_samples,
         indices=_listed(indices, num_samples),
-        attacks=_attack_names(attacks, suite, defended=defense is not None),
+        attacks=_attack_names(
+            attacks, suite, defended=defense is not None, access=access, surrogate=surrogate
+        ),
         suite=suite,
         steps=steps,
         restarts=restarts,
@@ -274,6 +304,9 @@ def audit_command(
         eval_passes=eval_passes,
         randomized=randomized,
         noise_probes=_noise_probes(noise_probes, off=no_noise_probes),
+        access=access,
+        max_queries=max_queries,
+        surrogate=surrogate,
     )
     out_dir = _writable(out)
     robust_model = _load_model(
@@ -289,7 +322,7 @@ def audit_command(
         model_dir=model_dir,
     )
     info = _load_data(spec, robust_model, data_root, image_size, labels, listing=indices)
-    threats = _threats(robust_model, defense, projection_steps, projection_restarts)
+    threats = _threats(spec, robust_model, defense, projection_steps, projection_restarts)
     _run_and_publish(spec, threats, info, out_dir, resume=resume, strict=strict)
 
 
@@ -374,12 +407,36 @@ def _noise_probes(mode: str, *, off: bool) -> str:
     return "off" if off else checked
 
 
+def _access(access: str, surrogate: str | None, defense: str | None) -> str:
+    """--access checked, with the options that need or exclude a restricted access."""
+    from robustkit.access_levels import check_access
+
+    level = check_access(access.strip().lower())
+    if surrogate is not None and level == "gradients":
+        raise RobustkitError(
+            "--surrogate serves a black-box audit (the attacks needing more access run on it): "
+            "add --access scores or --access labels, or drop --surrogate"
+        )
+    if defense is not None and level != "gradients":
+        raise RobustkitError(
+            "--defense is audited with gradients (BPDA, EOT): drop --access or --defense"
+        )
+    return level
+
+
 def _attack_names(
-    attacks: str | None, suite: str | None, *, defended: bool
+    attacks: str | None,
+    suite: str | None,
+    *,
+    defended: bool,
+    access: str = DEFAULTS.access,
+    surrogate: str | None = None,
 ) -> tuple[str, ...] | None:
     """The attacks named on the command line, checked before anything loads (None: the
-    diagnostics and the standard suite; ``none``: no attack)."""
+    diagnostics and the standard suite, or the access's suite; ``none``: no attack); under a
+    restricted access each must fit it, or run on the surrogate."""
     from robustkit.attacks import attack_class
+    from robustkit.auditing.blackbox import check_fit
     from robustkit.defenses.evaluation import defense_attacks
 
     names: tuple[str, ...] | None = None
@@ -393,6 +450,7 @@ def _attack_names(
         attack_class(name)
     if suite is not None:
         get_suite(suite)
+    check_fit(names or (), suite, access, surrogate=surrogate is not None)
     return names
 
 
@@ -458,14 +516,29 @@ def _load_data(
     return info
 
 
+def _surrogate(spec: AuditSpec, model: RobustModel) -> RobustModel | None:
+    """The --surrogate model, loaded on the model's device (None: none given)."""
+    from robustkit.models import load_model
+    from robustkit.models.robustbench import dataset_of as zoo_dataset
+
+    if spec.surrogate is None:
+        return None
+    return load_model(spec.surrogate, device=model.device, dataset=zoo_dataset(spec.dataset))
+
+
 def _threats(
-    model: RobustModel, defense: str | None, projection_steps: int, projection_restarts: int
+    spec: AuditSpec,
+    model: RobustModel,
+    defense: str | None,
+    projection_steps: int,
+    projection_restarts: int,
 ) -> Threats:
-    """The model itself, or the defense ``--defense`` names around it."""
-    from robustkit.auditing.threats import Threats
+    """The model itself (behind its access wrapper, with the surrogate), or the defense
+    ``--defense`` names around it."""
+    from robustkit.auditing.blackbox import model_threats
 
     if defense is None:
-        return Threats(model)
+        return model_threats(model, spec.access, _surrogate(spec, model))
     from robustkit.defenses.evaluation import DefenseThreats
     from robustkit.defenses.manifold import load_defense
 

@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from robustkit.auditing.checks import CHECKS, sanity_flags, steps_flags
+from robustkit.auditing.checks import CHECKS, sanity_flags, skipped_checks, steps_flags
 from robustkit.auditing.leaderboard import leaderboard_lines
 from robustkit.auditing.probe_modes import describe_probes
 from robustkit.auditing.results import AuditResult
@@ -96,11 +96,34 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "noise_probes": _noise_probes(config),
         "defense": None if defense is None else _table(defense.set_index("base")),
         "flags": sanity_flags(result),
+        "skipped_checks": skipped_checks(config),
+        "access": (config.get("access") or {}).get("level", "gradients"),
+        "query_curve": _query_curve(config),
         "suite": config["suite"],
         "evaluation": config["evaluation"],
         "protocol": config["protocol"],
         "leaderboard": leaderboard_lines(config["leaderboard"]) if config["leaderboard"] else [],
         "leaderboard_link": (config["leaderboard"] or {}).get("link"),
+    }
+
+
+def _query_curve(config: dict[str, Any]) -> dict[str, Any] | None:
+    """A black-box audit's robust accuracy against the query budget: the figure and the table
+    (budgets as columns), None without a curve."""
+    curve = config.get("query_curve")
+    if not curve:
+        return None
+    frame = pd.DataFrame(curve)
+    table = frame.pivot_table(
+        index=["norm", "eps"], columns="queries", values="robust_accuracy", sort=False
+    )
+    return {
+        "figure": figures.query_curve(frame),
+        "budgets": [int(q) for q in table.columns],
+        "rows": [
+            (str(norm), float(eps), list(values))
+            for (norm, eps), values in zip(table.index, table.to_numpy().tolist(), strict=True)
+        ],
     }
 
 
