@@ -32,7 +32,7 @@ def pick_examples(
     clean, adversarial = x[chosen], x_adv[chosen]
     clean_conf, adv_conf = _confidence(model, clean), _confidence(model, adversarial)
     n = len(chosen)
-    meta = {
+    meta: dict[str, list[Any]] = {
         "attack": [attack] * n,
         "eps": [eps] * n,
         "sample": samples[chosen.cpu()].tolist(),
