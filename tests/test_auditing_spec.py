@@ -1,5 +1,5 @@
 """One audit spec: the CLI, the Python API and the pytest plugin build the same AuditSpec from the
-same request and get the same numbers; run.json and the resume manifest carry schema 2, the
+same request and get the same numbers; run.json and the resume manifest carry the current schema, the
 defense audit's run.json included, and a result of another schema is refused in one line."""
 
 from __future__ import annotations
@@ -191,5 +191,7 @@ def test_progress_of_another_schema_does_not_resume(tmp_path) -> None:
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["schema"] == SCHEMA and set(manifest) == set(MANIFEST_FIELDS)
     (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "schema": 1}))
-    with pytest.raises(RobustkitError, match=r"another robustkit version .*schema 1.* schema 2"):
+    with pytest.raises(
+        RobustkitError, match=rf"another robustkit version .*schema 1.* schema {SCHEMA}"
+    ):
         robustkit.audit(model, data, resume=True, **kw)

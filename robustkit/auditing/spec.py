@@ -154,8 +154,8 @@ class AuditSpec:
         check_access(self.access)
         if self.surrogate is not None and self.access == "gradients":
             raise RobustkitError(
-                "a surrogate serves an audit without gradients: add access scores or labels "
-                "(--access labels), or drop the surrogate"
+                "a surrogate model serves a black-box audit: restrict the access to scores or "
+                "labels, or drop the surrogate"
             )
 
 

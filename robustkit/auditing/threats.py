@@ -59,6 +59,7 @@ class Threats:
     what is attacked asks this object; a defense audit overrides them."""
 
     noise_probes = True  # whether the pure-noise probes run on this model
+    level = "gradients"  # what the attacks may ask of the model (robustkit.access_levels)
 
     def __init__(self, model: RobustModel) -> None:
         self.model = model
@@ -99,10 +100,10 @@ class Threats:
         return spec.attacks
 
     def access(self, spec: AuditSpec) -> dict[str, Any]:
-        """What the attacks may ask of the model, for the manifest and run.json: here
-        everything (gradients), query-based attacks capped at ``spec.max_queries``."""
+        """What the attacks may ask of the model, for the manifest and run.json, and the cap of
+        the query-based attacks (``spec.max_queries``)."""
         return {
-            "level": "gradients",
+            "level": self.level,
             "max_queries": spec.max_queries,
             "surrogate": None,
             "skipped_checks": [],

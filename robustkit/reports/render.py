@@ -108,21 +108,21 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
 
 
 def _query_curve(config: dict[str, Any]) -> dict[str, Any] | None:
-    """A black-box audit's robust accuracy against the query budget: the figure and the table
-    (budgets as columns), None without a curve."""
+    """A black-box audit's robust accuracy against the query budget: the figure, and a table
+    with a row per model, norm and eps and a column per budget (None: no curve)."""
     curve = config.get("query_curve")
     if not curve:
         return None
     frame = pd.DataFrame(curve)
-    table = frame.pivot_table(
-        index=["norm", "eps"], columns="queries", values="robust_accuracy", sort=False
-    )
+    keys = ["model", "norm", "eps"]
+    table = frame.pivot_table(index=keys, columns="queries", values="robust_accuracy", sort=False)
     return {
         "figure": figures.query_curve(frame),
         "budgets": [int(q) for q in table.columns],
+        "several": frame["model"].nunique() > 1,
         "rows": [
-            (str(norm), float(eps), list(values))
-            for (norm, eps), values in zip(table.index, table.to_numpy().tolist(), strict=True)
+            (*key, values)
+            for key, values in zip(table.index, table.to_numpy().tolist(), strict=True)
         ],
     }
 
