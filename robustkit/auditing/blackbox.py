@@ -132,16 +132,16 @@ class BlackBoxThreats(Threats):
         transfer = ""
         if self.surrogate is not None:
             transfer = (
-                f"; attacks needing {WITHHELD[self.level]} run on the surrogate "
-                f"{self.surrogate.name} and are replayed on the model, one query per point"
+                f"; attacks needing more run on the surrogate {self.surrogate.name} and are "
+                "replayed on the model, one query per point"
             )
         return {
             **protocol,
             "name": f"black-box ({self.level})",
             "reason": (
-                f"the attacks see the model's {self.level} only ({WITHHELD[self.level]} "
-                f"withheld), each query-based attack {budget}{transfer}; the checks needing "
-                "what is withheld do not run"
+                f"the attacks see {GIVES[self.level]} only ({WITHHELD[self.level]} withheld), "
+                f"each query-based attack {budget}{transfer}; the checks needing what is "
+                "withheld do not run"
             ),
         }
 
