@@ -1,36 +1,31 @@
 """Resume checkpoints of every training loop (classifiers and GANs): one file format.
 
 A checkpoint is a dict of plain types and tensors tagged with the format version and the kind of
-run that wrote it. It is written atomically (a temporary file beside it, then a rename: an
-interrupted write never leaves half a checkpoint) and read with ``torch.load(weights_only=True)``
-(no pickled code runs).
+run that wrote it. It is written atomically through :mod:`robustkit.files` (a temporary file
+beside it, then a rename: an interrupted write never leaves half a checkpoint) and read with
+``torch.load(weights_only=True)`` (no pickled code runs).
 """
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from robustkit.errors import RobustkitError
+from robustkit.files import write_bytes
 
 FORMAT = 2  # 1: training checkpoints before GAN runs shared the format (no "kind")
-TEMP_SUFFIX = ".partial"
 
 
 def save_checkpoint(path: Path, state: dict[str, Any], *, kind: str) -> None:
-    """Write ``state`` (plain types and tensors) for a ``kind`` run to ``path`` atomically."""
-    temp = path.with_name(path.name + TEMP_SUFFIX)
-    try:
-        with temp.open("wb") as file:
-            torch.save({"format": FORMAT, "kind": kind, **state}, file)
-            file.flush()
-            os.fsync(file.fileno())
-        temp.replace(path)
-    finally:
-        temp.unlink(missing_ok=True)
+    """Write ``state`` (plain types and tensors) for a ``kind`` run to ``path`` atomically; a
+    full disk raises one line naming the file and the space it needs."""
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "kind": kind, **state}, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path: Path, *, kind: str) -> dict[str, Any]:

@@ -17,9 +17,10 @@ from torch import Tensor, nn
 from typer.testing import CliRunner
 
 import robustkit
-from robustkit.attacks import Attack, AttackResult
+from robustkit.attacks import Attack, AttackResult, create_attack
+from robustkit.attacks.runs import Points
 from robustkit.auditing.checks import sanity_flags, skipped_checks
-from robustkit.auditing.queries import curve_budgets, query_curve
+from robustkit.auditing.queries import capped, counts_queries, curve_budgets, query_curve
 from robustkit.auditing.results import ROW_COLUMNS, WORST_CASE, AuditResult
 from robustkit.auditing.spec import AuditSpec
 from robustkit.cli import app
@@ -39,9 +40,8 @@ class LabelSpy(Attack):
     name: ClassVar[str] = "label-spy"
     access: ClassVar[str] = "labels"
 
-    def _run(
-        self, model: nn.Module, inputs: Tensor, labels: Tensor, *, eps: float, targets: Any
-    ) -> AttackResult:
+    def _run(self, model: nn.Module, points: Points, eps: float) -> AttackResult:
+        inputs, labels = points.x0, points.labels
         asked = inputs.clone().requires_grad_(True)
         out = model(asked)
         SEEN.append((model, asked, out))
@@ -71,9 +71,8 @@ class VertexSearch(Attack):
     access: ClassVar[str] = "labels"
     max_queries: int = 50
 
-    def _run(
-        self, model: nn.Module, inputs: Tensor, labels: Tensor, *, eps: float, targets: Any
-    ) -> AttackResult:
+    def _run(self, model: nn.Module, points: Points, eps: float) -> AttackResult:
+        inputs, labels = points.x0, points.labels
         generator = torch.Generator().manual_seed(0)
         x_adv, adv_pred = inputs.clone(), labels.clone()
         queries = torch.zeros(len(inputs), dtype=torch.long)
@@ -229,6 +228,15 @@ def test_a_surrogate_equal_to_the_model_transfers_exactly_what_the_white_box_att
     }
 
 
+def test_the_cap_reaches_every_query_attack_and_square_shares_it_between_restarts() -> None:
+    assert capped(create_attack("nes-linf"), 300).max_queries == 300
+    assert capped(create_attack("hsj-l2"), 300).max_queries == 300
+    assert capped(create_attack("square"), 300).queries == 300
+    assert capped(create_attack("square", restarts=2), 300).queries == 150  # 2 x 150 at most
+    fgsm = create_attack("fgsm")
+    assert capped(fgsm, 300) is fgsm and not counts_queries(fgsm)
+
+
 def test_max_queries_is_refused_where_no_attack_counts_queries(case) -> None:
     with pytest.raises(RobustkitError, match="--max-queries caps query-based attacks"):
         audit(case, attacks=["fgsm"], max_queries=10)
@@ -322,12 +330,22 @@ def test_bad_access_options_are_refused_in_one_line(
     one_line_error(result, *fragments)
 
 
-def cli_audit(tmp_path, *args: str) -> tuple[pd.DataFrame, dict[str, Any], str]:
-    common = ["--num-samples", "8", "--eps", "0.3", "--device", "cpu", "--out", str(tmp_path)]
+def cli_audit(tmp_path, *args: str, eps: str = "0.3") -> tuple[pd.DataFrame, dict[str, Any], str]:
+    common = ["--num-samples", "8", "--eps", eps, "--device", "cpu", "--out", str(tmp_path)]
     result = runner.invoke(app, ["audit", *common, *args])
     assert result.exit_code == 0, result.output
     run = json.loads((tmp_path / "run.json").read_text())
     return pd.read_csv(tmp_path / "results.csv"), run, result.output
+
+
+def check_curve(rows: pd.DataFrame, run: dict[str, Any], budgets: list[int]) -> None:
+    """The curve reads the budgets, never rises, and meets the worst case at the cap."""
+    curve = pd.DataFrame(run["query_curve"])
+    worst = rows[rows["attack"] == WORST_CASE].groupby("eps")["robust_correct"].mean()
+    for eps, line in curve.groupby("eps"):
+        assert line["queries"].tolist() == budgets
+        assert line["robust_accuracy"].is_monotonic_decreasing
+        assert line["robust_accuracy"].iloc[-1] == pytest.approx(worst[eps])
 
 
 @pytest.mark.slow
@@ -337,32 +355,39 @@ def test_cli_gradient_access_counts_only_the_query_attacks(tmp_path) -> None:
     assert rows.loc[rows["attack"] == "fgsm", "queries"].isna().all()
     square = rows[(rows["attack"] == "square") & rows["clean_correct"]]
     assert square["queries"].between(1, 40).all()
+    assert run["attacks"][1]["queries"] == 40  # Square's budget per run, capped
 
 
 @pytest.mark.slow
 def test_cli_scores_access_runs_the_scores_suite_within_the_budget(tmp_path) -> None:
-    rows, run, output = cli_audit(tmp_path, "--access", "scores", "--max-queries", "200")
+    rows, run, output = cli_audit(
+        tmp_path, "--access", "scores", "--max-queries", "200", eps="0.1,0.2"
+    )
     assert run["protocol"]["suite"] == "scores" and run["access"]["max_queries"] == 200
     assert set(rows["attack"]) == {"square", "nes-linf", WORST_CASE}
     attacked = rows[rows["clean_correct"]]
     assert attacked["queries"].between(1, 200).all()
-    curve = pd.DataFrame(run["query_curve"])
-    assert curve["queries"].tolist() == [100, 200]
-    worst = rows[rows["attack"] == WORST_CASE]["robust_correct"].mean()
-    assert curve["robust_accuracy"].iloc[-1] == pytest.approx(worst)
-    assert "robust accuracy within a query budget" in output and "not run under" in output
+    check_curve(rows, run, [100, 200])
+    assert "robust accuracy by query budget" in output and "not run under" in output
 
 
 @pytest.mark.slow
 def test_cli_labels_access_runs_the_labels_suite_and_the_surrogate(tmp_path) -> None:
     rows, run, output = cli_audit(
-        tmp_path, "--access", "labels", "--max-queries", "200", "--surrogate", "zoo:mnist-robust"
+        tmp_path,
+        "--access",
+        "labels",
+        "--max-queries",
+        "200",
+        "--surrogate",
+        "zoo:mnist-robust",
+        eps="0.1,0.2",
     )
-    attacks = set(rows["attack"])
-    assert {"rays-linf", "hsj-linf", "transfer:pgd-linf", WORST_CASE} == attacks
+    assert {"rays-linf", "hsj-linf", "transfer:pgd-linf", WORST_CASE} == set(rows["attack"])
     assert run["access"]["surrogate"]["name"] == "zoo:mnist-robust"
     attacked = rows[rows["clean_correct"] & (rows["attack"] != WORST_CASE)]
     assert attacked["queries"].between(1, 200).all()
     transfer = attacked[attacked["attack"] == "transfer:pgd-linf"]
     assert (transfer["queries"] == 1).all()
+    check_curve(rows, run, [100, 200])
     assert "black-box (labels)" in output and (tmp_path / "report.html").is_file()

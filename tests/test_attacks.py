@@ -26,17 +26,25 @@ BUDGET = {"linf": 0.1, "l2": 1.0, "l1": 8.0, "gaussian": 0.2}
 
 
 class CountingModel(nn.Module):
-    """A tiny linear classifier that counts the inputs it has been asked to classify."""
+    """A tiny linear classifier that counts the inputs it has been asked to classify and notes
+    whether a gradient was ever taken through it."""
 
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
         self.seen = 0
+        self.differentiated = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.seen += len(x)
-        return self.net(x)
+        logits = self.net(x)
+        if logits.requires_grad:
+            logits.register_hook(self._note_gradient)
+        return logits
+
+    def _note_gradient(self, grad: torch.Tensor) -> None:
+        self.differentiated = True
 
 
 class TinyGenerator(nn.Module):
@@ -78,6 +86,7 @@ def test_every_registered_attack_keeps_bounds_budget_and_shapes(name, tiny):
     result = attack(model, x, y, eps=eps)
     assert isinstance(result, AttackResult)
     assert (result.radius is not None) == attack.minimum_norm
+    assert model.differentiated != attack.gradient_free
     assert result.x_adv.shape == x.shape and result.x_adv.dtype == x.dtype
     assert result.success.shape == (16,) and result.success.dtype == torch.bool
     assert result.adv_pred.shape == (16,)
@@ -96,7 +105,10 @@ def test_every_registered_attack_keeps_bounds_budget_and_shapes(name, tiny):
     assert torch.equal(result.success, result.adv_pred != y)
 
 
-# What the audit's checks read of an attack, and the values each may take.
+# What the audit's checks read of an attack, and the values each may take. Every attack states
+# its loss; the flags are False unless it says otherwise, and the contract checks them against
+# what it does: minimum_norm reports a radius, gradient_free never differentiates the model (both
+# above), randomized_ok has the EOT fields (below).
 DECLARED = {
     "loss": {"ce", "dlr", "margin", None},
     "gradient_free": {True, False},
@@ -115,8 +127,8 @@ def declared_by(cls: type[Attack], trait: str) -> type | None:
 @pytest.mark.parametrize("name", [*list_attacks(), *PEERS])
 def test_every_attack_declares_what_the_checks_read(name):
     cls = attack_class(name)
+    assert declared_by(cls, "loss") is not None, f"{name} does not declare its loss"
     for trait, allowed in DECLARED.items():
-        assert declared_by(cls, trait) is not None, f"{name} does not declare {trait}"
         assert getattr(cls, trait) in allowed, f"{name}.{trait} = {getattr(cls, trait)!r}"
     fields = {field.name for field in dataclasses.fields(cls)}
     # the rand protocol hands these to exactly the attacks that work under EOT
@@ -237,8 +249,10 @@ def test_bad_input_names_the_fix(tiny, inputs, labels, eps, message):
 
 
 def test_bad_hyper_parameters_are_refused():
-    with pytest.raises(RobustkitError, match="steps and restarts"):
+    with pytest.raises(RobustkitError, match="steps must be >= 1, got 0"):
         PGDLinf(steps=0)
+    with pytest.raises(RobustkitError, match="restarts must be >= 1, got 0"):
+        PGDLinf(restarts=0)
 
 
 def test_pure_noise_probe_covers_the_grid(tiny):

@@ -259,8 +259,10 @@ def test_apgd_t_without_targets_counts_any_misclassification(model):
 
 
 def test_bad_hyper_parameters_are_refused():
-    with pytest.raises(RobustkitError, match="steps and restarts"):
+    with pytest.raises(RobustkitError, match="steps must be >= 1"):
         create_attack("apgd-ce", steps=0)
+    with pytest.raises(RobustkitError, match="eval_passes must be >= 1"):
+        create_attack("apgd-ce", eval_passes=0)
     with pytest.raises(RobustkitError, match="rho"):
         create_attack("apgd-dlr", rho=0.0)
     with pytest.raises(RobustkitError, match="num_targets"):

@@ -96,9 +96,9 @@ def test_an_adversarial_outside_the_pixel_box_raises_even_without_a_ball():
     class Bright(Attack):
         norm = "gaussian"
 
-        def _run(self, model: nn.Module, inputs: Tensor, labels: Tensor, **_: Any) -> AttackResult:
-            x_adv = inputs + 1.0
-            return AttackResult(x_adv=x_adv, success=labels == labels, adv_pred=labels)
+        def _run(self, model: nn.Module, points: Points, eps: float) -> AttackResult:
+            labels = points.labels
+            return AttackResult(x_adv=points.x0 + 1.0, success=labels == labels, adv_pred=labels)
 
     x, y = torch.full((2, 1, 2, 2), 0.5), torch.zeros(2, dtype=torch.long)
     with pytest.raises(BudgetError, match="pixel box"):

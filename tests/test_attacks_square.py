@@ -169,9 +169,10 @@ def test_each_forward_runs_only_on_points_still_unbroken(small, restarts):
     labels = torch.zeros(len(x0), dtype=torch.long)
     torch.manual_seed(0)
     result = SquareLinf(queries=60, restarts=restarts)(model, x0, labels, eps=0.25)
-    *search, final = model.calls
-    assert final == (len(x0), int(result.success.sum()))  # the scoring forward sees everyone
+    search = model.calls  # no scoring forward after the search: its predictions are kept
     assert search[0][0] == len(x0)
+    assert result.queries is not None and int(result.queries.sum()) == sum(n for n, _ in search)
+    assert int(result.queries.max()) <= restarts * 60
     # a point broken by a forward is gone from the next one, across restarts too
     for (size, broken), (next_size, _) in itertools.pairwise(search):
         assert next_size == size - broken
@@ -211,7 +212,8 @@ def test_spends_exactly_the_budget_on_unbreakable_points(name):
     y = torch.zeros(4, dtype=torch.long)
     result = create_attack(name, queries=30, restarts=3)(model, x, y, eps=0.5)
     assert not result.success.any()
-    assert model.seen == 3 * 30 * len(x) + len(x)  # every restart's queries, then one scoring
+    assert model.seen == 3 * 30 * len(x)  # every restart's queries, and no scoring pass after
+    assert result.queries is not None and result.queries.tolist() == [3 * 30] * len(x)
 
 
 class Brightness(nn.Module):
@@ -238,12 +240,14 @@ def test_race_keeps_searching_only_the_points_closest_to_breaking():
     attack = SquareLinf(queries=100, race=((0.1, 0.5), (0.5, 0.25)))
     torch.manual_seed(0)
     result = attack(model, x, y, eps=0.01)
-    *search, final = model.calls
+    search = model.calls
     # queries 0-10 on all 8 points, 11-50 on the 4 brightest, 51-99 on the 2 brightest
     assert [len(call) for call in search] == [8] * 11 + [4] * 40 + [2] * 49
     assert torch.allclose(search[-1].sort().values, brightness[-2:], atol=0.011)
     assert torch.allclose(search[20].sort().values, brightness[-4:], atol=0.011)
-    assert len(final) == 8 and not result.success.any()
+    assert not result.success.any()
+    assert result.queries is not None  # the points that left early spent only what they asked
+    assert sorted(result.queries.tolist()) == [11] * 4 + [51] * 2 + [100] * 2
     assert (result.x_adv - x).abs().amax() <= 0.01 + 1e-6  # points that left keep their best
     with pytest.raises(RobustkitError, match="race"):
         SquareLinf(race=((1.0, 0.5),))
@@ -272,12 +276,14 @@ def test_race_cut_on_the_query_that_breaks_a_point(name, max_broken, after):
     race = ((1 / 3, 0.5),)
     attack = create_attack(name, queries=30, race=race, race_max_broken=max_broken)
     result = attack(model, x, torch.zeros(8, dtype=torch.long), eps=0.01)
-    sizes = [len(call) for call in model.calls[:-1]]
+    sizes = [len(call) for call in model.calls]  # no scoring pass after the search
     # one point of 8 broke on query 10; the race keeps 4 of the other 7, unless 1 in 8 broken
     # is already more than race_max_broken: then Square is breaking points, and none is cut
     assert sizes == [8] * 11 + [after] * 19
-    assert int(result.success.sum()) == 0  # fooled on call 10 only, not when scored
+    # fooled on call 10 only: judged as the search saw it, at the query that broke it
+    assert int(result.success.sum()) == 1
     assert result.success.sum() == (result.adv_pred != 0).sum()
+    assert result.queries is not None and int(result.queries[result.success].item()) == 11
 
 
 def test_linf_points_sit_on_the_ball_corners(small):

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from robustkit.attacks.base import Attack, AttackResult
+from robustkit.attacks.runs import Points
 from robustkit.auditing import engine, suites
 from robustkit.auditing.batch import EPS_PROBE_SIZE
 from robustkit.auditing.checks import sanity_flags
@@ -52,15 +53,8 @@ class ThresholdAttack(Attack):
     weaker_above: bool = False
     calls: list[tuple[float, list[int]]] = field(default_factory=list, compare=False)
 
-    def _run(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        labels: Tensor,
-        *,
-        eps: float,
-        targets: Tensor | None,
-    ) -> AttackResult:
+    def _run(self, model: nn.Module, points: Points, eps: float) -> AttackResult:
+        inputs, labels = points.x0, points.labels
         index = (inputs[:, 0, 0, 1] * N).round().long()
         self.calls.append((eps, sorted(index.tolist())))
         success = threshold(index) <= eps + 1e-9

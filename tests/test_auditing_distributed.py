@@ -3,6 +3,7 @@ of one process, and rank 0 alone writes them."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,7 +57,11 @@ def test_two_gloo_processes_give_the_results_of_one(tmp_path):
     assert sorted(p.name for p in (two / "progress").iterdir()) == [
         *(f"batch-{i:06d}.pt" for i in range(7)),
         "manifest.json",
+        "manifest.lock",  # the processes take turns recording their checksums
+        "run.json",
     ]
+    manifest = json.loads((two / "progress" / "manifest.json").read_text())
+    assert len(manifest["progress"]["sha256"]) == 7  # no process lost another's record
     ranks = [
         torch.load(two / "progress" / f"batch-{i:06d}.pt", weights_only=True)["rank"]
         for i in range(7)

@@ -6,10 +6,13 @@ from robustkit.attacks.base import Attack, AttackResult, BudgetError
 from robustkit.attacks.fab import FABTargetedL2, FABTargetedLinf
 from robustkit.attacks.fab_l1 import FABTargetedL1
 from robustkit.attacks.fmn import FMNL1, FMNL2, FMNLinf
+from robustkit.attacks.hop_skip_jump import HopSkipJump, HopSkipJumpL2, HopSkipJumpLinf
 from robustkit.attacks.latent import LatentOverpowered
 from robustkit.attacks.mifgsm import MIFGSM
+from robustkit.attacks.nes import NES, NESL2, NESLinf
 from robustkit.attacks.noise import GaussianNoise, pgd_from_noise, pure_noise_probe
 from robustkit.attacks.pgd import FGSM, PGDL2, GradientAttack, PGDLinf
+from robustkit.attacks.rays import RaySLinf
 from robustkit.attacks.registry import attack_class, create_attack, list_attacks, register_attack
 from robustkit.attacks.square import SquareAttack, SquareL2, SquareLinf
 from robustkit.attacks.square_l1 import SquareL1
@@ -27,6 +30,8 @@ __all__ = [
     "FMNL1",
     "FMNL2",
     "MIFGSM",
+    "NES",
+    "NESL2",
     "PGDL2",
     "Attack",
     "AttackResult",
@@ -37,8 +42,13 @@ __all__ = [
     "FMNLinf",
     "GaussianNoise",
     "GradientAttack",
+    "HopSkipJump",
+    "HopSkipJumpL2",
+    "HopSkipJumpLinf",
     "LatentOverpowered",
+    "NESLinf",
     "PGDLinf",
+    "RaySLinf",
     "SquareAttack",
     "SquareL1",
     "SquareL2",

@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import Attack, attack_objective, runner_up_classes
+from robustkit.attacks.base import Attack, attack_objective, require_counts, runner_up_classes
 from robustkit.attacks.registry import register_attack
 from robustkit.attacks.runs import Kept, Points, RunOutcome, per_sample, select_rows
 from robustkit.errors import RobustkitError
@@ -111,20 +111,38 @@ class StepSizeSchedule:
         return schedule, improved, halve
 
 
-@dataclass(frozen=True)
-class _Batch:
-    """The points still in a run: where they started, where they are, and their best point."""
+IterateT = TypeVar("IterateT", bound="Iterate")
 
-    index: Tensor  # position in the run's input
-    x0: Tensor
-    labels: Tensor
-    aim: Tensor | None  # the class the loss pulls towards (targeted loss), if any
-    goal: Tensor | None  # the class that counts as success (targeted success), if any
+
+@dataclass(frozen=True, kw_only=True)
+class Iterate:
+    """The points still in an APGD run (``index``: their position in it; ``points``: what they
+    are, with the class the loss pulls towards as ``aim``), their iterate and its gradient, and
+    their best point so far with its gradient."""
+
+    index: Tensor
+    points: Points
     x: Tensor
-    x_prev: Tensor
     grad: Tensor
     best_x: Tensor
     best_grad: Tensor
+
+    @classmethod
+    def start(
+        cls: type[IterateT], points: Points, x: Tensor, grad: Tensor, **state: Any
+    ) -> IterateT:
+        """Every point at ``x``, so far its best point, with the gradient there; ``state`` sets
+        a subclass's own fields."""
+        index = torch.arange(len(x), device=x.device)
+        return cls(index=index, points=points, x=x, grad=grad, best_x=x, best_grad=grad, **state)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Batch(Iterate):
+    """APGD's run: with the last iterate (momentum), each point's first success and the iterate
+    that fooled the most judging passes."""
+
+    x_prev: Tensor
     found: Tensor  # already succeeded (without early stop: keeps its first success)
     best_share: Tensor  # the highest share of judging passes an iterate fooled so far
     share_x: Tensor  # that iterate
@@ -145,8 +163,6 @@ class AutoPGD(Attack):
 
     iterative: ClassVar[bool] = True
     loss: ClassVar[str] = "ce"
-    minimum_norm: ClassVar[bool] = False
-    gradient_free: ClassVar[bool] = False
     randomized_ok: ClassVar[bool] = True
     steps: int = 100
     restarts: int = 1
@@ -156,10 +172,7 @@ class AutoPGD(Attack):
     eval_passes: int = 1
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.restarts < 1:
-            raise RobustkitError("steps and restarts must be >= 1")
-        if self.eot_samples < 1 or self.eval_passes < 1:
-            raise RobustkitError("eot_samples and eval_passes must be >= 1")
+        require_counts(self, "steps", "restarts", "eot_samples", "eval_passes")
         if not 0 < self.rho <= 1:
             raise RobustkitError(f"rho is a share of steps: use 0 < rho <= 1, got {self.rho:g}")
 
@@ -203,16 +216,11 @@ class AutoPGD(Attack):
         return pred == goal if goal is not None else pred != labels
 
     def _evaluate(
-        self,
-        model: nn.Module,
-        x: Tensor,
-        labels: Tensor,
-        aim: Tensor | None,
-        goal: Tensor | None,
-        need_grad: bool,
+        self, model: nn.Module, x: Tensor, points: Points, *, need_grad: bool
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Per sample: the loss averaged over the EOT passes, the share of the judging passes
-        that ``x`` fools, and the averaged loss's gradient if asked."""
+        """Per sample: the loss (towards ``points.aim``) averaged over the EOT passes, the share
+        of the judging passes that ``x`` fools, and the averaged loss's gradient if asked."""
+        labels, aim, goal = points.labels, points.aim, points.targets
         samples, judges = self.eot_samples, self.eval_passes
         x = x.detach().requires_grad_(need_grad)
         with torch.set_grad_enabled(need_grad):
@@ -241,9 +249,7 @@ class AutoPGD(Attack):
         batch, schedule, seen = self._begin(model, points, eps)
         for step in range(self.steps + 1):
             if step > 0:
-                seen = self._evaluate(
-                    model, batch.x, batch.labels, batch.aim, batch.goal, need_grad=step < self.steps
-                )
+                seen = self._evaluate(model, batch.x, batch.points, need_grad=step < self.steps)
             batch, schedule = self._take(batch, schedule, step, seen, out)
             if batch.index.numel() == 0 or step == self.steps:
                 break
@@ -255,23 +261,17 @@ class AutoPGD(Attack):
         self, model: nn.Module, points: Points, eps: float
     ) -> tuple[_Batch, StepSizeSchedule, Evaluation]:
         """The run's random start, evaluated, and the step-size schedule from there."""
-        x0, labels, aim, goal = points.x0, points.labels, points.aim, points.targets
+        x0 = points.x0
         x = self.geometry.random_start(x0, eps).clamp(*BOUNDS)
-        seen = self._evaluate(model, x, labels, aim, goal, need_grad=True)
+        seen = self._evaluate(model, x, points, need_grad=True)
         loss, _, grad = seen
         assert grad is not None  # asked for
         n = len(x0)
-        batch = _Batch(
-            index=torch.arange(n, device=x0.device),
-            x0=x0,
-            labels=labels,
-            aim=aim,
-            goal=goal,
-            x=x,
+        batch = _Batch.start(
+            points,
+            x,
+            grad,
             x_prev=x,
-            grad=grad,
-            best_x=x,
-            best_grad=grad,
             found=torch.zeros(n, dtype=torch.bool, device=x0.device),
             best_share=torch.zeros(n, device=x0.device),
             share_x=x,
@@ -352,7 +352,7 @@ class AutoPGD(Attack):
     def _step(self, batch: _Batch, step_size: Tensor, eps: float, *, plain: bool) -> _Batch:
         """z = P(x + eta d), then x' = P(x + alpha (z - x) + (1 - alpha) (x - x_prev))."""
         low, high = BOUNDS
-        x, x0 = batch.x, batch.x0
+        x, x0 = batch.x, batch.points.x0
         eta = per_sample(step_size, x)
         geometry = self.geometry
         z = geometry.project(x + eta * geometry.direction(batch.grad), x0, eps).clamp(low, high)
@@ -414,8 +414,7 @@ class AutoPGDTargeted(AutoPGD):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.num_targets < 1:
-            raise RobustkitError("num_targets must be >= 1")
+        require_counts(self, "num_targets")
 
     def _aims(
         self, clean: Tensor, labels: Tensor, targets: Tensor | None

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.apgd import AutoPGD, AutoPGDTargeted
+from robustkit.attacks.apgd import AutoPGD, AutoPGDTargeted, Iterate
 from robustkit.attacks.l1_ball import l1_sparsify
 from robustkit.attacks.registry import register_attack
 from robustkit.attacks.runs import Points, RunOutcome, per_sample, select_rows
@@ -43,16 +43,10 @@ def large_reps_stages(steps: int) -> list[tuple[float, int]]:
     return [*early, (1.0, rest)] if rest >= 1 else [(1.0, steps)]
 
 
-@dataclass(frozen=True)
-class _Stage:
-    """The points still in a stage and their search state."""
+@dataclass(frozen=True, kw_only=True)
+class _Stage(Iterate):
+    """The points still in a stage, with their best point's loss and the stage's step."""
 
-    index: Tensor
-    points: Points
-    x: Tensor
-    grad: Tensor
-    best_x: Tensor
-    best_grad: Tensor
     best_loss: Tensor
     step_size: Tensor
     share: Tensor  # the share of coordinates the next step moves
@@ -113,10 +107,7 @@ class _AutoPGDL1(AutoPGD):
                 moved = state.x + per_sample(state.step_size, state.x) * ascent
                 x = self.geometry.project(moved, state.points.x0, eps)
             last = step == steps - 1
-            on = state.points
-            loss, fooled, grad = self._evaluate(
-                model, x, on.labels, on.aim, on.targets, need_grad=not last
-            )
+            loss, fooled, grad = self._evaluate(model, x, state.points, need_grad=not last)
             broken = fooled == 1
             state = self._observe(state, x, loss, state.grad if grad is None else grad)
             if (step + 1) % every == 0:
@@ -135,20 +126,15 @@ class _AutoPGDL1(AutoPGD):
         x0 = points.x0
         n, size = len(x0), x0[0].numel()
         x = self.geometry.project(start, x0, eps)
-        loss, fooled, grad = self._evaluate(
-            model, x, points.labels, points.aim, points.targets, need_grad=True
-        )
+        loss, fooled, grad = self._evaluate(model, x, points, need_grad=True)
         assert grad is not None  # asked for
         warm = self.large_reps
         support = _support(x - x0) if warm else torch.full((n,), float(size), device=x0.device)
         share = support / size / SHRINK if warm else torch.full_like(support, FIRST_SHARE)
-        state = _Stage(
-            index=torch.arange(n, device=x0.device),
-            points=points,
-            x=x,
-            grad=grad,
-            best_x=x,
-            best_grad=grad,
+        state = _Stage.start(
+            points,
+            x,
+            grad,
             best_loss=loss,
             step_size=torch.full_like(loss, eps),
             share=share,

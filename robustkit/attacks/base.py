@@ -57,9 +57,10 @@ class Attack:
     checked against the budget. An attack that is no series of runs overrides ``_run``.
 
     Declared per attack, for the audit's checks: ``loss`` (the objective maximised: "ce",
-    "dlr", "margin", or None; a class attribute or the default of a ``loss`` field),
-    ``gradient_free``, ``minimum_norm`` (seeks the smallest adversarial and reports its radius)
-    and ``randomized_ok`` (averages over passes of a randomized model: EOT). ``access`` says what
+    "dlr", "margin", or None; a class attribute or the default of a ``loss`` field, which every
+    attack must state), and, where they differ from the defaults here, ``gradient_free``,
+    ``minimum_norm`` (seeks the smallest adversarial and reports its radius) and
+    ``randomized_ok`` (averages over passes of a randomized model: EOT). ``access`` says what
     the attack needs of the model: ``"gradients"``, ``"scores"`` (outputs, no gradients) or
     ``"labels"`` (the top-1 class only).
     """
@@ -83,12 +84,19 @@ class Attack:
         targets: Tensor | None = None,
     ) -> AttackResult:
         """Attack ``inputs`` (pixels in [0, 1]); with ``targets``, aim for those classes."""
-        device = device_of(model)
-        inputs, labels, targets = validate_inputs(inputs, labels, targets, device)
-        validate_eps(eps, self.norm)
-        result = self._run(model, inputs, labels, eps=float(eps), targets=targets)
-        check_budget(self, result.x_adv, inputs, float(eps))
+        points = self._points(model, inputs, labels, targets, eps)
+        result = self._run(model, points, float(eps))
+        check_budget(self, result.x_adv, points.x0, float(eps))
         return result
+
+    def _points(
+        self, model: nn.Module, inputs: Tensor, labels: Tensor, targets: Tensor | None, eps: float
+    ) -> Points:
+        """A call's inputs, checked once and moved to the model's device, as the points to
+        attack; ``eps`` checked against the norm."""
+        inputs, labels, targets = validate_inputs(inputs, labels, targets, device_of(model))
+        validate_eps(eps, self.norm)
+        return Points(x0=inputs, labels=labels, targets=targets)
 
     def describe(self) -> dict[str, Any]:
         """The name and hyper-parameters, JSON-ready (a module field becomes its name)."""
@@ -103,17 +111,8 @@ class Attack:
         """The geometry of the ball eps measures (L-inf, L2 or L1)."""
         return geometry(self.norm)
 
-    def _run(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        labels: Tensor,
-        *,
-        eps: float,
-        targets: Tensor | None,
-    ) -> AttackResult:
-        """The whole call, on validated inputs already on the model's device."""
-        points = Points(x0=inputs, labels=labels, targets=targets)
+    def _run(self, model: nn.Module, points: Points, eps: float) -> AttackResult:
+        """The whole call, on checked points already on the model's device."""
         return self._result(model, points, self._search(model, points, eps))
 
     def _search(self, model: nn.Module, points: Points, eps: float) -> Kept:
@@ -224,6 +223,14 @@ def validate_inputs(
         labels.to(device),
         None if targets is None else targets.to(device),
     )
+
+
+def require_counts(attack: Attack, *names: str) -> None:
+    """Refuse a count hyper-parameter of ``attack`` (steps, restarts, ...) below 1, naming it."""
+    for name in names:
+        value = getattr(attack, name)
+        if value < 1:
+            raise RobustkitError(f"{name} must be >= 1, got {value}")
 
 
 def validate_eps(eps: float, norm: str) -> None:

@@ -23,6 +23,7 @@ from robustkit.attacks.base import (
     Attack,
     is_adversarial,
     perturbation_norm,
+    require_counts,
     runner_up_classes,
 )
 from robustkit.attacks.geometry import per_sample
@@ -52,8 +53,6 @@ class _FABTargeted(Attack):
     iterative: ClassVar[bool] = True
     loss: ClassVar[str] = "margin"  # the label's logit against the target's, linearised
     minimum_norm: ClassVar[bool] = True
-    gradient_free: ClassVar[bool] = False
-    randomized_ok: ClassVar[bool] = False
     steps: int = 100
     restarts: int = 1
     num_targets: int = 9
@@ -69,8 +68,7 @@ class _FABTargeted(Attack):
     escalation_yield: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.restarts < 1 or self.num_targets < 1:
-            raise RobustkitError("steps, restarts and num_targets must be >= 1")
+        require_counts(self, "steps", "restarts", "num_targets")
         if not 0.0 <= self.alpha_max <= 1.0:
             raise RobustkitError(f"alpha_max must lie in [0, 1], got {self.alpha_max:g}")
         if self.eta < 1.0:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import Attack, attack_objective, is_adversarial
+from robustkit.attacks.base import Attack, attack_objective, is_adversarial, require_counts
 from robustkit.attacks.registry import register_attack
 from robustkit.attacks.runs import Kept, Points, RunOutcome, per_sample, select_rows
 from robustkit.errors import RobustkitError
@@ -48,8 +48,6 @@ class _FMN(Attack):
     iterative: ClassVar[bool] = True
     loss: ClassVar[str] = "margin"
     minimum_norm: ClassVar[bool] = True
-    gradient_free: ClassVar[bool] = False
-    randomized_ok: ClassVar[bool] = False
     steps: int = 100
     restarts: int = 1
     gamma_init: float = 0.05
@@ -58,8 +56,7 @@ class _FMN(Attack):
     alpha_final: float | None = None
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.restarts < 1:
-            raise RobustkitError("steps and restarts must be >= 1")
+        require_counts(self, "steps", "restarts")
         if not 0.0 < self.gamma_final <= self.gamma_init < 1.0:
             raise RobustkitError(
                 "need 0 < gamma_final <= gamma_init < 1, got "

@@ -21,13 +21,7 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import (
-    Attack,
-    attack_objective,
-    is_adversarial,
-    validate_eps,
-    validate_inputs,
-)
+from robustkit.attacks.base import Attack, attack_objective, is_adversarial, require_counts
 from robustkit.attacks.registry import register_attack
 from robustkit.attacks.runs import Kept, Points, RunOutcome
 from robustkit.errors import RobustkitError
@@ -38,7 +32,6 @@ from robustkit.generative.projection import (
     check_generator_input,
     project,
 )
-from robustkit.models.wrapper import device_of
 
 
 @dataclass(frozen=True)
@@ -84,9 +77,6 @@ class LatentOverpowered(Attack):
     norm: ClassVar[str] = "linf"
     iterative: ClassVar[bool] = True
     needs_generator: ClassVar[bool] = True
-    minimum_norm: ClassVar[bool] = False
-    gradient_free: ClassVar[bool] = False
-    randomized_ok: ClassVar[bool] = False
     generator: nn.Module | None = None
     steps: int = 40
     restarts: int = 1
@@ -98,25 +88,17 @@ class LatentOverpowered(Attack):
     early_stop: bool = True
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.restarts < 1 or self.projection_steps < 0:
-            raise RobustkitError("steps and restarts must be >= 1, projection_steps >= 0")
+        require_counts(self, "steps", "restarts")
+        if self.projection_steps < 0:
+            raise RobustkitError(f"projection_steps must be >= 0, got {self.projection_steps}")
         if self.lr <= 0 or self.penalty < 0 or self.restart_noise < 0:
             raise RobustkitError("lr must be > 0, penalty and restart_noise >= 0")
 
     def search(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        labels: Tensor,
-        *,
-        eps: float,
-        targets: Tensor | None = None,
+        self, model: nn.Module, inputs: Tensor, labels: Tensor, *, eps: float
     ) -> LatentSearch:
-        """The latent search alone, without the final pass through ``model``."""
-        inputs, labels, targets = validate_inputs(inputs, labels, targets, device_of(model))
-        validate_eps(eps, self.norm)
-        points = Points(x0=inputs, labels=labels, targets=targets)
-        kept = self._search(model, points, float(eps))
+        """The latent search alone (untargeted), without the final pass through ``model``."""
+        kept = self._search(model, self._points(model, inputs, labels, None, eps), float(eps))
         return LatentSearch(
             x_adv=kept.x_adv, range_adv=kept.extra["range_adv"], fooled=kept.success
         )

@@ -36,9 +36,7 @@ class GaussianNoise(Attack):
 
     norm = "gaussian"
     loss = None
-    minimum_norm = False
     gradient_free = True
-    randomized_ok = False
     repeats: int = 10
 
     def _tries(self) -> int:

@@ -49,13 +49,11 @@ class PeerAttack(Attack):
     """Base of the generated peer classes; subclasses say how to run their library.
 
     What the checks read is unknown for most peers: no declared loss, and counted among the
-    gradient attacks unless the peer library says it needs no gradient (ART does)."""
+    gradient attacks unless the peer library says it needs no gradient (ART does). No radius is
+    reported (the peer's result is projected onto the ball), so none is a minimum-norm attack."""
 
     peer: ClassVar[type]
     loss: ClassVar[str | None] = None
-    minimum_norm: ClassVar[bool] = False  # the peer's result is projected, no radius reported
-    gradient_free: ClassVar[bool] = False
-    randomized_ok: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         norm = canonical_norm(getattr(self, "norm", None))

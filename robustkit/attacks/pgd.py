@@ -9,10 +9,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import Attack, attack_objective, is_adversarial
+from robustkit.attacks.base import Attack, attack_objective, is_adversarial, require_counts
 from robustkit.attacks.registry import register_attack
 from robustkit.attacks.runs import Points, RunOutcome, select_rows
-from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS
 
 # The default step: max(DEFAULT_STEP_BUDGET / steps, DEFAULT_MIN_REL_STEPSIZE) x eps.
@@ -41,9 +40,6 @@ class GradientAttack(Attack):
     """
 
     iterative: ClassVar[bool] = True
-    minimum_norm: ClassVar[bool] = False
-    gradient_free: ClassVar[bool] = False
-    randomized_ok: ClassVar[bool] = False
     steps: int = 40
     rel_stepsize: float | None = None
     abs_stepsize: float | None = None
@@ -53,8 +49,7 @@ class GradientAttack(Attack):
     early_stop: bool = True
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.restarts < 1:
-            raise RobustkitError("steps and restarts must be >= 1")
+        require_counts(self, "steps", "restarts")
 
     def stepsize(self, eps: float) -> float:
         """The absolute step size: given outright, else relative to eps, by default

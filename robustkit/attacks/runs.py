@@ -59,13 +59,15 @@ class Points:
 class RunOutcome:
     """Per point of one run: the adversarial it returns, whether it met the goal, its objective
     (None: the run ranks nothing) and share of judging passes fooled (None: ``success``);
-    ``extra`` holds tensors an attack keeps alongside (e.g. the class a run aimed at)."""
+    ``extra`` holds tensors an attack keeps alongside (e.g. the class a run aimed at);
+    ``queries`` (query-based attacks) the model queries the run spent on each point."""
 
     x_adv: Tensor
     success: Tensor
     objective: Tensor | None = None
     share: Tensor | None = None
     extra: dict[str, Tensor] = field(default_factory=dict)
+    queries: Tensor | None = None
 
     @classmethod
     def blank(cls, x0: Tensor) -> RunOutcome:
@@ -88,13 +90,15 @@ class RunOutcome:
 
 @dataclass
 class Kept:
-    """Per point of a call, the best outcome of its runs so far (the input while none)."""
+    """Per point of a call, the best outcome of its runs so far (the input while none), and the
+    model queries all its runs spent on it (summed, whichever run is kept)."""
 
     x_adv: Tensor
     success: Tensor
     objective: Tensor
     share: Tensor
     extra: dict[str, Tensor] = field(default_factory=dict)
+    queries: Tensor | None = None
 
     @classmethod
     def start(cls, inputs: Tensor, success: Tensor | None = None, **extra: Tensor) -> Kept:
@@ -139,3 +143,7 @@ class Kept:
         self.share[chosen] = share[better]
         for key, value in run.extra.items():
             self.extra[key][chosen] = value[better]
+        if run.queries is not None:
+            if self.queries is None:
+                self.queries = torch.zeros_like(self.success, dtype=torch.long)
+            self.queries[todo] += run.queries

@@ -32,7 +32,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import Attack, attack_objective, is_adversarial
+from robustkit.attacks.base import attack_objective, is_adversarial, require_counts
+from robustkit.attacks.queries import QueryAttack
 from robustkit.attacks.registry import register_attack
 from robustkit.attacks.runs import Kept, Points, RunOutcome
 from robustkit.errors import RobustkitError
@@ -247,11 +248,13 @@ def pseudo_gaussian(side: int, device: torch.device, dtype: torch.dtype) -> Tens
 
 
 @dataclass(frozen=True, kw_only=True)
-class SquareAttack(Attack):
+class SquareAttack(QueryAttack):
     """Random search over square-shaped perturbation updates (Andriushchenko et al. 2020).
 
     Up to ``queries`` forward passes per point and restart, counting the initial one; a broken
-    point leaves the batch at once and restarts run only on points still unbroken. ``loss`` is
+    point leaves the batch at once and restarts run only on points still unbroken. The result's
+    ``queries`` are those spent per point (over all restarts, up to the one that broke it), and
+    its predictions those the search saw: nothing is forwarded beyond the budget. ``loss`` is
     the objective the search improves: ``"margin"`` (the paper's choice, untargeted) or ``"ce"``;
     with ``targets`` it is the targeted version (the paper used targeted cross-entropy: pass
     ``loss="ce"``). ``p_init`` 0.8 is AutoAttack's setting for both norms. ``race`` holds
@@ -262,10 +265,8 @@ class SquareAttack(Attack):
     """
 
     iterative: ClassVar[bool] = False  # an audit's steps must not overwrite the query budget
-    minimum_norm: ClassVar[bool] = False
     gradient_free: ClassVar[bool] = True
     access: ClassVar[str] = "scores"
-    randomized_ok: ClassVar[bool] = False
     queries: int = 5000
     p_init: float = 0.8
     restarts: int = 1
@@ -274,8 +275,7 @@ class SquareAttack(Attack):
     race_max_broken: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.queries < 1 or self.restarts < 1:
-            raise RobustkitError("queries and restarts must be >= 1")
+        require_counts(self, "queries", "restarts")
         if not 0 < self.p_init <= 1:
             raise RobustkitError(
                 f"p_init is a share of the image: use 0 < p_init <= 1, got {self.p_init:g}"
@@ -345,14 +345,17 @@ class SquareAttack(Attack):
         for i in range(self.queries):
             candidate = search.x_best if i == 0 else search.propose(plan[i - 1])
             logits = model(candidate)
+            run.asked += 1
             labels, targets = run.points.labels, run.points.targets
             objective = attack_objective(logits, labels, targets, self.loss)
             broken = is_adversarial(logits, labels, targets)
+            pred = logits.argmax(dim=1)
             if i == 0:
-                run.best = objective
+                run.best, run.best_pred = objective, pred
             else:
                 accepted = broken | (objective > run.best)  # broken points leave: best is moot
                 run.best = torch.maximum(run.best, objective)
+                run.best_pred = torch.where(accepted, pred, run.best_pred)
                 search.accept(accepted)
             if bool(broken.any()):
                 run.retire(broken, success=True)
@@ -368,14 +371,19 @@ class SquareAttack(Attack):
 
 class _Run:
     """One search's bookkeeping: the points still searching (``alive``, indices into the run's
-    points) with their best objective, and the output so far."""
+    points) with their best objective and its prediction, the queries each of them has spent
+    (``asked``: all the same), and the output so far."""
 
     def __init__(self, points: Points, search: _Search) -> None:
         x0 = points.x0
         self.search, self.points = search, points
         self.alive = torch.arange(len(x0), device=x0.device)
         self.best = torch.empty(0, device=x0.device)
+        self.best_pred = torch.empty(0, dtype=torch.long, device=x0.device)
+        self.asked = 0
         self.out = RunOutcome.blank(x0)
+        self.out.extra["pred"] = torch.full((len(x0),), -1, dtype=torch.long, device=x0.device)
+        self.out.queries = torch.zeros(len(x0), dtype=torch.long, device=x0.device)
 
     @property
     def broken_share(self) -> float:
@@ -383,16 +391,18 @@ class _Run:
         return float(self.out.success.float().mean())
 
     def retire(self, leaving: Tensor, *, success: bool) -> None:
-        """Write out the points where ``leaving`` (their best point and objective) and stop
-        searching them."""
-        self.out.record(
-            self.alive[leaving], self.search.x_best[leaving], success, self.best[leaving]
-        )
+        """Write out the points where ``leaving`` (their best point, objective, prediction and
+        queries) and stop searching them."""
+        rows = self.alive[leaving]
+        self.out.record(rows, self.search.x_best[leaving], success, self.best[leaving])
+        self.out.extra["pred"][rows] = self.best_pred[leaving]
+        self.out.queries[rows] = self.asked  # type: ignore[index]
         keep = ~leaving
-        self.alive, self.points, self.best = (
+        self.alive, self.points, self.best, self.best_pred = (
             self.alive[keep],
             self.points.select(keep),
             self.best[keep],
+            self.best_pred[keep],
         )
         self.search.keep(keep)
 

@@ -1,11 +1,12 @@
 """One batch through the plan: every threat, every norm, independent attacks and the cascade,
-budgets nested, eps probes, rows and examples recorded; halved on CUDA out-of-memory."""
+budgets nested, eps probes, rows and examples recorded; halved when memory runs out."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,16 +15,14 @@ from torch import Tensor, nn
 
 from robustkit.attacks import Attack
 from robustkit.attacks.base import AttackResult, perturbation_norm
-from robustkit.auditing.examples import pick_examples
+from robustkit.auditing.examples import Picked, pick_examples
+from robustkit.auditing.failures import is_out_of_memory
 from robustkit.auditing.outcome import UNBROKEN, Outcome
 from robustkit.auditing.plan import Corruptions, Plan
-from robustkit.auditing.progress import (
-    BatchRecord,
-)
 from robustkit.auditing.results import CORRUPTION, adversarial_key
+from robustkit.auditing.rows import RowStore
 from robustkit.auditing.threats import Threat
 from robustkit.corruptions import corrupt, list_corruptions
-from robustkit.errors import RobustkitError
 from robustkit.models.passes import Score, score
 
 log = logging.getLogger(__name__)
@@ -47,10 +46,24 @@ def corruption_seed(seed: int, first_sample: int, name: str, severity: int) -> i
 
 
 @dataclass
+class BatchRecord:
+    """What one batch yields: its rows, the eps probes run on it and (first batch only) a few
+    example adversarials."""
+
+    size: int
+    rows: RowStore = field(default_factory=RowStore)
+    examples: list[Picked] = field(default_factory=list)
+    eps_probes: list[dict[str, Any]] = field(default_factory=list)
+    # randomized models: per row key (adversarial_key), the batch's kept adversarials
+    adversarials: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
 class BatchRunner:
-    """Attacks one batch at a time in chunks that fit in memory: on CUDA out-of-memory the chunk
-    is halved (down to one image) and the batch starts again from its own seed, so the rows are
-    the ones an unsplit batch gives whenever the attacks draw no random numbers."""
+    """Attacks one batch at a time in chunks that fit in memory: out of memory (CUDA's or the
+    CPU's), the chunk is halved (down to one image, where the error propagates) and the batch
+    starts again from its own seed, so the rows are the ones an unsplit batch gives whenever the
+    attacks draw no random numbers."""
 
     plan: Plan
     threats: Sequence[Threat]
@@ -70,13 +83,11 @@ class BatchRunner:
             self.bar.update(self.task, completed=completed)
             try:
                 return self._chunks(offset, samples, x, y)
-            except torch.cuda.OutOfMemoryError:
-                if min(self.limit, len(y)) == 1:
-                    raise RobustkitError(
-                        "CUDA ran out of memory on a single image: free the GPU, or audit on "
-                        "another device (--device)"
-                    ) from None
-            self._halve(len(y))
+            except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as err:
+                if not is_out_of_memory(err) or min(self.limit, len(y)) == 1:
+                    raise
+                where = "CUDA" if isinstance(err, torch.cuda.OutOfMemoryError) else "the CPU"
+            self._halve(len(y), where)
 
     def _chunks(self, offset: int, samples: Tensor, x: Tensor, y: Tensor) -> BatchRecord:
         record = BatchRecord(size=len(y))
@@ -100,14 +111,15 @@ class BatchRunner:
                 chunk.corrupt(self.plan.corruptions, self.threats[0], self.seed)
         return record
 
-    def _halve(self, size: int) -> None:
+    def _halve(self, size: int, where: str) -> None:
         self.limit = (min(self.limit, size) + 1) // 2
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         if not self.halved:
             log.warning(
-                "CUDA ran out of memory on a batch of %d images: going on in chunks of at most "
+                "%s ran out of memory on a batch of %d images: going on in chunks of at most "
                 "%d (a smaller --batch-size avoids the retry)",
+                where,
                 size,
                 self.limit,
             )

@@ -25,9 +25,10 @@ from torch.utils.data import Dataset
 
 from robustkit.attacks import Attack
 from robustkit.attacks.noise import Advance
-from robustkit.auditing.batch import BatchRunner
+from robustkit.auditing.batch import BatchRecord, BatchRunner
 from robustkit.auditing.blackbox import model_threats
-from robustkit.auditing.distributed import barrier, my_batches
+from robustkit.auditing.distributed import barrier, is_main, my_batches
+from robustkit.auditing.failures import BatchFailed, LogitWatch, failure_of
 from robustkit.auditing.inputs import Batches, choose_samples, resolve_data, resolve_model
 from robustkit.auditing.noise_probes import ProbeChoice, choose_probes, run_probes
 from robustkit.auditing.plan import Plan, plan_audit
@@ -40,6 +41,7 @@ from robustkit.auditing.results import AuditResult
 from robustkit.auditing.spec import DEFAULTS, AuditSpec, Budgets, Corruptions
 from robustkit.auditing.threats import Threat, Threats
 from robustkit.data import DatasetInfo
+from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import device_of
 from robustkit.progress import progress_bar
 
@@ -74,6 +76,7 @@ def audit(
     access: str = DEFAULTS.access,
     max_queries: int | None = None,
     surrogate: str | nn.Module | None = None,
+    skip_bad: bool = False,
 ) -> AuditResult:
     """Attack ``model`` on the correctly classified samples of ``data`` at every budget: the
     keywords make an :class:`~robustkit.auditing.spec.AuditSpec`, whose docstring says what
@@ -82,7 +85,10 @@ def audit(
     Without ``attacks`` or ``suite``, the diagnostics run alone, then the ``standard`` suite as
     a cascade (``rand``, with EOT and fresh passes, for a randomized model). ``noise_probes``:
     ``auto`` (True), ``full`` or ``off`` (False). Each batch goes to ``progress_dir`` (a
-    temporary folder when None) as it finishes; ``resume`` skips those saved there.
+    temporary folder when None) as it finishes; ``resume`` skips those saved there. A batch the
+    model fails on (it raises, returns NaN or inf, or runs out of memory on one image) raises
+    :class:`~robustkit.auditing.failures.BatchFailed`; ``skip_bad`` records its images as
+    ``error`` rows instead and goes on.
 
     ``access="scores"`` or ``"labels"`` audits the model as a black box: the attacks get its
     outputs or its top-1 class only (by default the ``scores`` or ``labels`` suite), each
@@ -117,7 +123,13 @@ def audit(
     )
     threats = model_threats(robust_model, access, helper)
     return run_audit(
-        spec, threats, info, progress=progress, progress_dir=progress_dir, resume=resume
+        spec,
+        threats,
+        info,
+        progress=progress,
+        progress_dir=progress_dir,
+        resume=resume,
+        skip_bad=skip_bad,
     )
 
 
@@ -161,10 +173,12 @@ def run_audit(
     progress: bool = False,
     progress_dir: str | Path | None = None,
     resume: bool = False,
+    skip_bad: bool = False,
 ) -> AuditResult:
     """Run ``spec`` through ``threats`` on ``data`` (the whole dataset: the spec picks the
     images): the one audit every front end runs. Progress goes to ``progress_dir`` (resumed
-    when ``resume``), under the manifest of the spec."""
+    when ``resume``), under the manifest of the spec, with the run record as it starts (for a
+    partial report); ``skip_bad``: a failing batch's images become error rows."""
     started = time.perf_counter()
     torch.manual_seed(spec.seed)
     info = choose_samples(data, spec)
@@ -184,7 +198,23 @@ def run_audit(
     )
     tables: list[pd.DataFrame] = []  # the noise grid and the PGD-from-noise targets
     head = manifest(spec, plan, threats, info, protocol)
-    with open_progress(progress_dir, head, resume=resume) as store:
+
+    def record(run: EngineRun) -> dict[str, Any]:
+        return run_record(
+            head,
+            threats,
+            plan,
+            info,
+            run,
+            protocol=protocol,
+            probes=probes.record(),
+            model_flags=model_flags,
+        )
+
+    with open_progress(progress_dir, head, resume=resume, batches=len(batches)) as store:
+        if is_main():
+            total = len(info.dataset)  # type: ignore[arg-type]
+            store.write_record(record(EngineRun(pd.DataFrame(), None, [], total)))
         run = run_engine(
             plan,
             threats.threats(protocol),
@@ -195,17 +225,9 @@ def run_audit(
             examples_per_attack=spec.examples_per_attack,
             then=_noise_probes(spec, threats, probes, info, tables),
             then_share=probes.share,
+            skip_bad=skip_bad,
         )
-    config = run_record(
-        head,
-        threats,
-        plan,
-        info,
-        run,
-        protocol=protocol,
-        probes=probes.record(),
-        model_flags=model_flags,
-    )
+    config = record(run)
     result = AuditResult(
         frame=run.frame, config=config, examples=run.examples, adversarials=run.adversarials
     )
@@ -271,13 +293,15 @@ def run_engine(
     examples_per_attack: int = 4,
     then: Callable[[Advance], None] | None = None,
     then_share: float = 0.0,
+    skip_bad: bool = False,
 ) -> EngineRun:
     """Run the plan for every threat on the batches this process owns (all of them without a
-    process group) that ``store`` does not hold yet, saving each one as it finishes; then put
-    every batch together. ``then`` runs after the batches under the same progress bar (the noise
+    process group) that ``store`` does not hold yet (a batch that failed before is tried
+    again), saving each one as it finishes; then put every batch together. A batch the model
+    fails on raises :class:`BatchFailed`, or with ``skip_bad`` is saved as failed (its images
+    become error rows). ``then`` runs after the batches under the same progress bar (the noise
     probes), told each part's share of it as it goes; ``then_share`` is its estimated cost as a
     share of all the batches', so the bar's estimate of the time left counts it."""
-    device = device_of(threats[0].score)
     done = store.finished()
     todo = [index for index in my_batches(len(batches)) if index not in done]
     jobs = plan.jobs() * len(threats)
@@ -287,12 +311,53 @@ def run_engine(
         runner = BatchRunner(
             plan, threats, seed, bar, task, examples_per_attack, limit=batches.size
         )
-        for index, (x, y) in zip(todo, batches.load(todo), strict=True):
-            samples = batches.samples(index)
-            record = runner.batch(index, batches.start(index), samples, x.to(device), y.to(device))
-            store.write(index, record)
+        watch = LogitWatch(module for t in threats for module in (t.craft, t.score))
+        try:
+            for position, (index, (x, y)) in enumerate(zip(todo, batches.load(todo), strict=True)):
+                samples = batches.samples(index)
+                try:
+                    record = _attempt(runner, watch, index, batches.start(index), samples, x, y)
+                except BatchFailed as failed:
+                    if not skip_bad:
+                        raise
+                    log.warning(
+                        "%s: its images are recorded as errors (--skip-bad)",
+                        failed.failure.describe(),
+                    )
+                    store.write_failed(index, failed.failure)
+                    bar.update(task, completed=(position + 1) * jobs)
+                    continue
+                store.write(index, record)
+        finally:
+            watch.close()
         barrier()  # every process has saved its share
         if then is not None:
             bar.update(task, description="noise probes")
             then(lambda share: bar.advance(task, share * then_units))
-    return store.assemble(len(batches))
+    return store.assemble(range(len(batches)))
+
+
+def _attempt(
+    runner: BatchRunner,
+    watch: LogitWatch,
+    index: int,
+    offset: int,
+    samples: Tensor,
+    x: Tensor,
+    y: Tensor,
+) -> BatchRecord:
+    """Batch ``index`` through the runner; :class:`BatchFailed` when the model raises (a
+    configuration error excepted), returns NaN or inf logits, or runs out of memory on one
+    image."""
+    device = device_of(runner.threats[0].score)
+    watch.tripped()  # forget the forward passes before this batch
+    try:
+        record = runner.batch(index, offset, samples, x.to(device), y.to(device))
+    except RobustkitError:
+        raise
+    except Exception as err:
+        nonfinite = watch.tripped()
+        raise BatchFailed(failure_of(index, samples, y, None if nonfinite else err)) from err
+    if watch.tripped():
+        raise BatchFailed(failure_of(index, samples, y, None))
+    return record

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from robustkit.attacks import Attack
+from robustkit.attacks.queries import QueryAttack
 from robustkit.auditing.plan import Plan
 from robustkit.auditing.results import CORRUPTION, WORST_CASE
 from robustkit.auditing.spec import DEFAULTS
@@ -26,9 +27,25 @@ from robustkit.errors import RobustkitError
 CURVE_COLUMNS = ["model", "norm", "eps", "queries", "n", "robust_accuracy"]
 
 
+def _fields(attack: Attack) -> set[str]:
+    return {field.name for field in dataclasses.fields(attack)}
+
+
 def counts_queries(attack: Attack) -> bool:
-    """Whether ``attack`` is query-based: it has a per-point ``max_queries`` budget."""
-    return "max_queries" in {field.name for field in dataclasses.fields(attack)}
+    """Whether ``attack`` is query-based: a per-point ``max_queries`` budget, or a query attack
+    budgeted per run (Square's ``queries``)."""
+    return "max_queries" in _fields(attack) or isinstance(attack, QueryAttack)
+
+
+def capped(attack: Attack, max_queries: int) -> Attack:
+    """``attack`` held to ``max_queries`` per point: its ``max_queries``, or (Square) its
+    queries per run with its restarts sharing the budget."""
+    if "max_queries" in _fields(attack):
+        return dataclasses.replace(attack, max_queries=max_queries)  # type: ignore[call-arg]
+    if isinstance(attack, QueryAttack) and "queries" in _fields(attack):
+        per_run = max(1, max_queries // int(getattr(attack, "restarts", 1)))
+        return dataclasses.replace(attack, queries=per_run)  # type: ignore[call-arg]
+    return attack
 
 
 def with_query_budget(plan: Plan, max_queries: int | None) -> Plan:
@@ -43,16 +60,10 @@ def with_query_budget(plan: Plan, max_queries: int | None) -> Plan:
             f"--max-queries caps query-based attacks and this audit runs none (its attacks: "
             f"{names}): drop --max-queries, or run one (--access scores or labels, or square)"
         )
-
-    def capped(attack: Attack) -> Attack:
-        if not counts_queries(attack):
-            return attack
-        return dataclasses.replace(attack, max_queries=max_queries)  # type: ignore[call-arg]
-
     return dataclasses.replace(
         plan,
-        independent=[capped(a) for a in plan.independent],
-        cascade=[capped(a) for a in plan.cascade],
+        independent=[capped(a, max_queries) for a in plan.independent],
+        cascade=[capped(a, max_queries) for a in plan.cascade],
     )
 
 
@@ -65,9 +76,9 @@ def query_curve(frame: pd.DataFrame, limit: int | None = None) -> pd.DataFrame:
     """Robust accuracy per model, norm and eps at each budget of :func:`curve_budgets` (up to
     ``limit``, by default the most queries any row records): the share of the audited points
     no attack broke with that many queries or fewer. Empty when no row counts queries."""
-    rows = frame[(frame["norm"] != CORRUPTION) & (frame["attack"] != WORST_CASE)]
-    if "queries" not in rows or rows["queries"].isna().all():
+    if "queries" not in frame or frame["queries"].isna().all():  # none counted (or no rows yet)
         return pd.DataFrame(columns=CURVE_COLUMNS)
+    rows = frame[(frame["norm"] != CORRUPTION) & (frame["attack"] != WORST_CASE)]
     top = int(rows["queries"].max()) if limit is None else limit
     keys = ["model", "norm", "eps", "sample"]
     broken = rows["clean_correct"].astype(bool) & ~rows["robust_correct"].astype(bool)

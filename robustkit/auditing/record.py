@@ -72,6 +72,7 @@ def run_record(
         "model_checks": [dataclasses.asdict(flag) for flag in model_flags],
         "eps_probes": run.eps_probes,
         "query_curve": _query_curve(head, run),
+        "failed_batches": run.failures,  # --skip-bad: their images have error rows
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": str(threats.model.device),
         "versions": {

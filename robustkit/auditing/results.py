@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -16,11 +18,15 @@ from torch import Tensor
 from robustkit.auditing.spec import check_run_record
 from robustkit.auditing.stats import clopper_pearson
 from robustkit.errors import RobustkitError
+from robustkit.files import write_bytes, write_text
 
 WORST_CASE = "worst-case"
 CORRUPTION = "corruption"  # the norm of common-corruption rows (eps is the severity)
 CORRUPTION_MEAN = "corruption-mean"  # RobustBench's corruption accuracy: mean over the cells
 CORRUPTION_WORST = "corruption-worst"  # the corruption x severity of lowest accuracy
+# What became of a row's sample: misclassified clean, robust, broken, or error (its batch failed
+# and --skip-bad recorded it: counted in n, never as robust)
+MISCLASSIFIED, ROBUST, BROKEN, ERROR = "misclassified", "robust", "broken", "error"
 NAN = float("nan")
 ROW_COLUMNS = [
     "model",
@@ -33,6 +39,7 @@ ROW_COLUMNS = [
     "adv_pred",
     "clean_correct",
     "robust_correct",
+    "outcome",  # misclassified, robust, broken or error
     "broken_by",  # the attack that broke the sample first ("" while it holds)
     "perturbation",  # size of that adversarial's perturbation in the row's norm
     "radius",  # minimum-norm attacks: the smallest adversarial's norm (inf: none found)
@@ -55,6 +62,7 @@ SUMMARY_COLUMNS = [
     "norm",
     "eps",
     "n",
+    "errors",  # of the n, images whose batch failed (--skip-bad): never robust
     "clean_accuracy",
     "robust_accuracy",
     "ci_low",
@@ -135,11 +143,13 @@ class AuditResult:
             clean_share=rows["clean_passes"] / rows["passes"],
             robust_share=rows["correct_passes"] / rows["passes"],
             all_passes=rows["correct_passes"] == rows["passes"],
+            error=rows["outcome"] == ERROR if "outcome" in rows else False,
         )
         summary = (
             rows.groupby(["model", "attack", "norm", "eps"], sort=False)
             .agg(
                 n=("sample", "size"),
+                errors=("error", "sum"),
                 clean_accuracy=("clean_share", "mean"),
                 robust_accuracy=("robust_share", "mean"),
                 passes=("passes", "max"),
@@ -168,21 +178,22 @@ class AuditResult:
         return summary[summary["attack"] == attack].set_index(["norm", "eps"])["robust_accuracy"]
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write results.csv, summary.csv, run.json and the extras present into ``out_dir``."""
+        """Write results.csv, summary.csv, run.json and the extras present into ``out_dir``, each
+        atomically (:mod:`robustkit.files`)."""
         out = ensure_writable_dir(out_dir)
-        self.with_worst_case().to_csv(out / "results.csv", index=False)
-        self.summary().to_csv(out / "summary.csv", index=False)
-        (out / "run.json").write_text(json.dumps(self.config, indent=2, default=str))
+        write_text(out / "results.csv", self.with_worst_case().to_csv(index=False))
+        write_text(out / "summary.csv", self.summary().to_csv(index=False))
+        write_text(out / "run.json", json.dumps(self.config, indent=2, default=str))
         if self.examples is not None:
             images = {"clean": self.examples.clean, "adversarial": self.examples.adversarial}
-            torch.save(images, out / "examples.pt")
-            self.examples.frame.to_csv(out / "examples.csv", index=False)
+            write_bytes(out / "examples.pt", torch_bytes(images))
+            write_text(out / "examples.csv", self.examples.frame.to_csv(index=False))
         if self.adversarials is not None:
-            torch.save(self.adversarials, out / "adversarials.pt")
+            write_bytes(out / "adversarials.pt", torch_bytes(self.adversarials))
         if self.noise_grid is not None:
-            self.noise_grid.to_csv(out / "noise_grid.csv", index=False)
+            write_text(out / "noise_grid.csv", self.noise_grid.to_csv(index=False))
         if self.noise_targets is not None:
-            self.noise_targets.to_csv(out / "noise_targets.csv", index=False)
+            write_text(out / "noise_targets.csv", self.noise_targets.to_csv(index=False))
         return out
 
     @classmethod
@@ -241,12 +252,34 @@ def _corruption_rows(cells: pd.DataFrame) -> pd.DataFrame:
         mean["robust_accuracy"] = group["robust_accuracy"].mean()
         mean["clean_accuracy"] = group["clean_accuracy"].mean()
         mean["ci_low"] = mean["ci_high"] = NAN  # the cells share their images: no simple interval
+        mean["errors"] = group["errors"].max()
         mean["robust_all_passes"] = group["robust_all_passes"].mean()
         mean["robust_majority"] = group["robust_majority"].mean()
         worst = group.loc[group["robust_accuracy"].idxmin()].copy()
         worst["attack"] = CORRUPTION_WORST
         rows += [mean, worst]
     return pd.DataFrame(rows, columns=cells.columns)
+
+
+def torch_bytes(content: Any) -> bytes:
+    """What ``torch.save`` writes for ``content`` (tensors and plain types), in memory: the write
+    layer then knows its size."""
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    return buffer.getvalue()
+
+
+def outcomes(rows: pd.DataFrame) -> pd.Series:
+    """Each row's outcome from its correctness: misclassified (clean), robust or broken; rows
+    already marked ``error`` stay so."""
+    derived = np.select(
+        [~rows["clean_correct"].astype(bool), rows["robust_correct"].astype(bool)],
+        [MISCLASSIFIED, ROBUST],
+        BROKEN,
+    )
+    if "outcome" not in rows:
+        return pd.Series(derived, index=rows.index)
+    return rows["outcome"].where(rows["outcome"] == ERROR, derived)
 
 
 def adversarial_key(model: str, attack: str, norm: str, eps: float) -> str:
@@ -294,10 +327,12 @@ def _read_rows(path: Path) -> pd.DataFrame:
     for column, missing in (*later, ("severity", NAN), ("queries", NAN)):
         if column not in rows:  # written before these columns existed
             rows[column] = missing
-    pass_counts = ("passes", "clean_passes", "correct_passes", "chosen_passes")
-    absent = [column for column in ROW_COLUMNS if column not in rows and column not in pass_counts]
+    derived = ("outcome", "passes", "clean_passes", "correct_passes", "chosen_passes")
+    absent = [column for column in ROW_COLUMNS if column not in rows and column not in derived]
     if absent:
         raise _corrupt(path, f"no column {', '.join(absent)}")
+    if "outcome" not in rows:  # written before outcomes were recorded
+        rows["outcome"] = outcomes(rows)
     return with_passes(rows)
 
 

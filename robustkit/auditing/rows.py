@@ -8,7 +8,7 @@ import pandas as pd
 from torch import Tensor
 
 from robustkit.auditing.outcome import Outcome
-from robustkit.auditing.results import CORRUPTION, ROW_COLUMNS
+from robustkit.auditing.results import CORRUPTION, ROW_COLUMNS, outcomes
 
 _Key = tuple[str, str, str, float]
 
@@ -79,6 +79,7 @@ class RowStore:
         # correct by majority vote over the passes (one pass: the prediction is the label)
         frame["clean_correct"] = 2 * frame["clean_passes"] > frame["passes"]
         frame["robust_correct"] = 2 * frame["correct_passes"] > frame["passes"]
+        frame["outcome"] = outcomes(frame)
         corrupted = frame["norm"] == CORRUPTION
         frame["corruption"] = frame["attack"].where(corrupted, "")
         frame["severity"] = frame["eps"].where(corrupted)

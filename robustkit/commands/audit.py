@@ -1,35 +1,23 @@
 """`robustkit audit`: attack a model (or a defense) and print, save and report the result.
 
-The options and their checks live here; torch, the attacks and the engine load when the command
-runs (inside the functions), so that ``robustkit --help`` and ``--version`` answer at once.
+The options (:class:`~robustkit.commands.audit_options.AuditOptions`) are checked and turned into
+an :class:`~robustkit.auditing.spec.AuditSpec` here; torch, the attacks and the engine load when
+the command runs (inside the functions), so that ``robustkit --help`` and ``--version`` answer at
+once.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
-
-from robustkit.auditing.spec import DEFAULTS, AuditSpec, Budgets
-from robustkit.auditing.suites import SUITES, get_suite
+from robustkit.auditing.spec import AuditSpec, Budgets
+from robustkit.auditing.suites import get_suite
+from robustkit.commands.audit_faults import guarded
+from robustkit.commands.audit_options import AuditOptions
 from robustkit.commands.console import logging_to, stderr
-from robustkit.commands.options import (
-    BatchSize,
-    ChannelsLast,
-    Compile,
-    DataRoot,
-    Device,
-    Labels,
-    OutputIndex,
-    OutputKey,
-    Precision,
-    Seed,
-    parse_budgets,
-    parse_floats,
-    parse_names,
-    require_positive,
-)
+from robustkit.commands.options import parse_budgets, parse_floats, parse_names, require_positive
+from robustkit.commands.records import takes_options
 from robustkit.errors import RobustkitError
 
 if TYPE_CHECKING:
@@ -39,291 +27,72 @@ if TYPE_CHECKING:
     from robustkit.models import RobustModel
 
 
-def _listing(values: tuple[float, ...]) -> str:
-    return ",".join(f"{v:g}" for v in values)
-
-
-def audit_command(
-    model: Annotated[
-        str,
-        typer.Option(
-            help="zoo:NAME, timm:NAME, torchvision:NAME, robustbench:NAME, file.py:factory or "
-            "package.module:factory"
-        ),
-    ] = DEFAULTS.model,
-    checkpoint: Annotated[
-        Path | None, typer.Option(help="state dict to load into the model")
-    ] = None,
-    pretrained: Annotated[
-        bool, typer.Option(help="load timm/torchvision pretrained weights")
-    ] = False,
-    threat: Annotated[
-        str | None,
-        typer.Option(
-            help="robustbench: models: the zoo's threat model, Linf, L2 or corruptions "
-            "[default: Linf]",
-            show_default=False,
-        ),
-    ] = None,
-    model_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="robustbench: models: the folder of robustbench's checkpoints "
-            "(DIR/DATASET/THREAT/NAME.pt; never downloaded) [default: ./models]",
-            show_default=False,
-        ),
-    ] = None,
-    mean: Annotated[str | None, typer.Option(help="normalisation mean, e.g. 0.1307")] = None,
-    std: Annotated[str | None, typer.Option(help="normalisation std, e.g. 0.3081")] = None,
-    output_index: OutputIndex = None,
-    output_key: OutputKey = None,
-    dataset: Annotated[
-        str,
-        typer.Option(
-            help="mnist-sample, mnist, fashion-mnist, cifar10, imagefolder:PATH or "
-            "cifar10-c:DIR:CORRUPTION:SEVERITY (a CIFAR-10-C-layout folder of .npy files)"
-        ),
-    ] = DEFAULTS.dataset,
-    data_root: DataRoot = None,
-    labels: Labels = None,
-    attacks: Annotated[
-        str | None,
-        typer.Option(
-            help="comma-separated attack names, each run alone, or none (e.g. corruptions only) "
-            f"[default: the diagnostics {','.join(DEFAULTS.diagnostics)} plus --suite "
-            f"{DEFAULTS.suite}; with --defense also {','.join(DEFAULTS.defense_attacks)}]",
-            show_default=False,
-        ),
-    ] = None,
-    suite: Annotated[
-        str | None,
-        typer.Option(
-            help="attack suite run as a cascade for the worst case: "
-            + "; ".join(f"{s.name}: {s.description}" for s in SUITES.values())
-            + f" [default: {DEFAULTS.suite} when --attacks is not given]",
-            show_default=False,
-        ),
-    ] = None,
-    access: Annotated[
-        str,
-        typer.Option(
-            help="what the attacks may ask of the model: gradients (white-box), scores (its "
-            "outputs: --suite scores, Square then NES) or labels (its top-1 class: --suite "
-            "labels, RayS then HopSkipJump); scores and labels are black-box audits that count "
-            "queries"
-        ),
-    ] = DEFAULTS.access,
-    max_queries: Annotated[
-        int | None,
-        typer.Option(
-            help="model queries per point for every query-based attack (Square, NES, RayS, "
-            "HopSkipJump); the summary gives robust accuracy at 100, 1,000, 10,000 queries up "
-            "to it [default: each attack's own]",
-            show_default=False,
-        ),
-    ] = None,
-    surrogate: Annotated[
-        str | None,
-        typer.Option(
-            help="with --access scores or labels: a model (any --model spec) that the attacks "
-            "needing more access run on (default PGD), their adversarials replayed on the model "
-            "at one query per point"
-        ),
-    ] = None,
-    strict: Annotated[
-        bool, typer.Option(help="exit 1 when a check flags the evaluation (gradient masking...)")
-    ] = False,
-    eps: Annotated[
-        str, typer.Option(help="L-inf budgets (none: no L-inf attack, e.g. an L2-only audit)")
-    ] = _listing(DEFAULTS.eps),
-    eps_l2: Annotated[
-        str | None,
-        typer.Option(
-            help="L2 budgets; the suite covers L2 only when they are given [default: "
-            f"{_listing(DEFAULTS.eps_l2)} for L2 attacks named in --attacks]",
-            show_default=False,
-        ),
-    ] = None,
-    eps_l1: Annotated[
-        str | None,
-        typer.Option(
-            help="L1 budgets; the suite covers L1 only when they are given [default: "
-            f"{_listing(DEFAULTS.eps_l1)} for L1 attacks named in --attacks]",
-            show_default=False,
-        ),
-    ] = None,
-    sigmas: Annotated[
-        str | None,
-        typer.Option(help=f"Gaussian-noise sigmas [default: {_listing(DEFAULTS.sigmas)}]"),
-    ] = None,
-    corruptions: Annotated[
-        str | None,
-        typer.Option(
-            help="common corruptions (Hendrycks & Dietterich): all, or names such as "
-            "gaussian_noise,fog; each corruption x severity is scored on every image"
-        ),
-    ] = None,
-    severities: Annotated[
-        str | None,
-        typer.Option(help="corruption severities, 1-5 (default: all five)", show_default=False),
-    ] = None,
-    corruption_table: Annotated[
-        str,
-        typer.Option(help="corruption parameters: cifar10 (CIFAR-10-C) or imagenet (ImageNet-C)"),
-    ] = DEFAULTS.corruption_table,
-    steps: Annotated[
-        int | None,
-        typer.Option(
-            help="iterations of the iterative attacks named in --attacks [default: each "
-            "attack's own, e.g. 40 for pgd-linf, 100 for apgd-ce]",
-            show_default=False,
-        ),
-    ] = None,
-    restarts: Annotated[
-        int | None,
-        typer.Option(
-            help="random restarts of the attacks named in --attacks [default: each attack's own]",
-            show_default=False,
-        ),
-    ] = None,
-    num_samples: Annotated[
-        int | None,
-        typer.Option(
-            help="seeded subset size; the standard suite costs about half a second per robust "
-            "image on 2 CPU cores, and the 95% CI shows what a sample size buys "
-            f"[default: {DEFAULTS.num_samples}; 0 for the whole dataset]",
-            show_default=False,
-        ),
-    ] = None,
-    indices: Annotated[
-        Path | None,
-        typer.Option(
-            help="audit exactly these images, in this order: a file of dataset indices (one per "
-            "line or comma-separated, # comments; or a JSON list, or a one-column CSV); "
-            "instead of --num-samples",
-        ),
-    ] = None,
-    batch_size: BatchSize = DEFAULTS.batch_size,
-    device: Device = None,
-    precision: Precision = DEFAULTS.precision,
-    channels_last: ChannelsLast = False,
-    compile_forward: Compile = False,
-    seed: Seed = DEFAULTS.seed,
-    image_size: Annotated[
-        int | None, typer.Option(help="resize imagefolder images (default: the model's size)")
-    ] = None,
-    noise_probes: Annotated[
-        str,
-        typer.Option(
-            help="pure-noise probes (mean x sigma grid, PGD from noise): auto sizes them to the "
-            "audit (cut on large inputs, said on the terminal), full, or off"
-        ),
-    ] = DEFAULTS.noise_probes,
-    no_noise_probes: Annotated[
-        bool, typer.Option("--no-noise-probes", help="the same as --noise-probes off")
-    ] = False,
-    defense: Annotated[
-        str | None,
-        typer.Option(
-            help="manifold:GEN.pt or manifold:zoo:mnist-dcgan; audited with oblivious, BPDA "
-            "and BPDA+EOT attacks, the worst case counting"
-        ),
-    ] = None,
-    projection_steps: Annotated[int, typer.Option(help="defense: latent steps")] = 200,
-    projection_restarts: Annotated[int, typer.Option(help="defense: latent restarts")] = 10,
-    eot_samples: Annotated[
-        int | None,
-        typer.Option(
-            help="passes EOT averages each loss and gradient over [default: "
-            f"{DEFAULTS.eot_samples} for a randomized model, {DEFAULTS.defense_eot_samples} for "
-            "--defense]",
-            show_default=False,
-        ),
-    ] = None,
-    eval_passes: Annotated[
-        int | None,
-        typer.Option(
-            help="fresh passes that judge each point of a randomized model (early stop, best "
-            f"adversarial, cascade, score) [default: {DEFAULTS.eval_passes}]",
-            show_default=False,
-        ),
-    ] = None,
-    randomized: Annotated[
-        bool,
-        typer.Option(
-            help="accept a model whose logits change between calls: it gets the rand protocol "
-            "(the rand suite, EOT, points judged over --eval-passes fresh passes)"
-        ),
-    ] = False,
-    out: Annotated[Path, typer.Option(help="folder for results.csv, summary.csv, run.json")] = Path(
-        "robustkit-results"
-    ),
-    resume: Annotated[
-        bool,
-        typer.Option(
-            help="skip the batches an interrupted audit with the same options saved in OUT/progress"
-        ),
-    ] = False,
-) -> None:
+@takes_options(AuditOptions)
+def audit_command(options: AuditOptions) -> None:
     """Attack a model at several budgets and report its robust accuracy.
 
     Under torchrun (torchrun --nproc-per-node N -m robustkit audit ...) the processes share the
-    batches; rank 0 writes the results.
+    batches; rank 0 writes the results. One audit at a time per --out; Ctrl-C, SIGTERM, a full
+    disk or a failing batch stop it with one line giving the command that resumes.
     """
+    spec = audit_spec(options)
+    out = _writable(options.out)
+    with guarded(out):
+        model = _load_model(spec, options)
+        info = _load_data(spec, model, options)
+        threats = _threats(spec, model, options)
+        _run_and_publish(
+            spec,
+            threats,
+            info,
+            out,
+            resume=options.resume,
+            strict=options.strict,
+            skip_bad=options.skip_bad,
+        )
+
+
+def audit_spec(options: AuditOptions) -> AuditSpec:
+    """The audit ``options`` ask for, every value checked before anything loads."""
+    o = options
     require_positive(
-        steps=steps,
-        restarts=restarts,
-        batch_size=batch_size,
-        image_size=image_size,
-        projection_steps=projection_steps,
-        projection_restarts=projection_restarts,
-        eot_samples=eot_samples,
-        eval_passes=eval_passes,
-        max_queries=max_queries,
+        steps=o.steps,
+        restarts=o.restarts,
+        batch_size=o.batch_size,
+        image_size=o.image_size,
+        projection_steps=o.projection_steps,
+        projection_restarts=o.projection_restarts,
+        eot_samples=o.eot_samples,
+        eval_passes=o.eval_passes,
+        max_queries=o.max_queries,
     )
-    access = _access(access, surrogate, defense)
-    spec = AuditSpec(
-        model=model,
-        dataset=dataset,
-        num_samples=num_samples,
-        indices=_listed(indices, num_samples),
-        attacks=_attack_names(
-            attacks, suite, defended=defense is not None, access=access, surrogate=surrogate
-        ),
-        suite=suite,
-        steps=steps,
-        restarts=restarts,
-        budgets=_budgets(eps, eps_l2, eps_l1, sigmas),
-        corruptions=_corruptions(corruptions, severities, corruption_table, defense),
-        batch_size=batch_size,
-        seed=seed,
-        precision=precision,
-        channels_last=channels_last,
-        compile=compile_forward,
-        eot_samples=eot_samples,
-        eval_passes=eval_passes,
-        randomized=randomized,
-        noise_probes=_noise_probes(noise_probes, off=no_noise_probes),
+    access = _access(o.access, o.surrogate, o.defense)
+    attacks = _attack_names(o.attacks, o.suite, defended=o.defense is not None)
+    _fit(attacks, o.suite, access, o.surrogate)
+    return AuditSpec(
+        model=o.model,
+        dataset=o.dataset,
+        num_samples=o.num_samples,
+        indices=_listed(o.indices, o.num_samples),
+        attacks=attacks,
+        suite=o.suite,
+        steps=o.steps,
+        restarts=o.restarts,
+        budgets=_budgets(o),
+        corruptions=_corruptions(o),
+        batch_size=o.batch_size,
+        seed=o.seed,
+        precision=o.precision,
+        channels_last=o.channels_last,
+        compile=o.compile_forward,
+        eot_samples=o.eot_samples,
+        eval_passes=o.eval_passes,
+        randomized=o.randomized,
+        noise_probes=_noise_probes(o.noise_probes, off=o.no_noise_probes),
         access=access,
-        max_queries=max_queries,
-        surrogate=surrogate,
+        max_queries=o.max_queries,
+        surrogate=o.surrogate,
     )
-    out_dir = _writable(out)
-    robust_model = _load_model(
-        spec,
-        device=device,
-        checkpoint=checkpoint,
-        pretrained=pretrained,
-        mean=mean,
-        std=std,
-        output_index=output_index,
-        output_key=output_key,
-        threat=threat,
-        model_dir=model_dir,
-    )
-    info = _load_data(spec, robust_model, data_root, image_size, labels, listing=indices)
-    threats = _threats(spec, robust_model, defense, projection_steps, projection_restarts)
-    _run_and_publish(spec, threats, info, out_dir, resume=resume, strict=strict)
 
 
 def _writable(out: Path) -> Path:
@@ -334,7 +103,14 @@ def _writable(out: Path) -> Path:
 
 
 def _run_and_publish(
-    spec: AuditSpec, threats: Threats, info: DatasetInfo, out: Path, *, resume: bool, strict: bool
+    spec: AuditSpec,
+    threats: Threats,
+    info: DatasetInfo,
+    out: Path,
+    *,
+    resume: bool,
+    strict: bool,
+    skip_bad: bool,
 ) -> None:
     """Run the audit (progress in OUT/progress) and, on rank 0 of a distributed audit, save,
     report and print it."""
@@ -344,7 +120,13 @@ def _run_and_publish(
 
     with logging_to(stderr):  # e.g. a defense's up-front estimate of its projections
         result = run_audit(
-            spec, threats, info, progress=True, progress_dir=out / "progress", resume=resume
+            spec,
+            threats,
+            info,
+            progress=True,
+            progress_dir=out / "progress",
+            resume=resume,
+            skip_bad=skip_bad,
         )
     if is_main():  # rank 0 writes the results of a distributed audit
         publish(result, out, strict=strict)
@@ -364,29 +146,29 @@ def _listed(indices: Path | None, num_samples: int | None) -> tuple[int, ...] | 
     return tuple(read_indices(indices))
 
 
-def _budgets(eps: str, eps_l2: str | None, eps_l1: str | None, sigmas: str | None) -> Budgets:
+def _budgets(options: AuditOptions) -> Budgets:
     """The budgets given on the command line (None: the defaults where an attack needs them)."""
+    eps_l2, eps_l1, sigmas = options.eps_l2, options.eps_l1, options.sigmas
     return Budgets(
-        linf=tuple(parse_budgets(eps, "--eps")),
+        linf=tuple(parse_budgets(options.eps, "--eps")),
         l2=None if eps_l2 is None else tuple(parse_floats(eps_l2, "--eps-l2")),
         l1=None if eps_l1 is None else tuple(parse_budgets(eps_l1, "--eps-l1", minimum=0.0)),
         gaussian=None if sigmas is None else tuple(parse_floats(sigmas, "--sigmas")),
     )
 
 
-def _corruptions(
-    names: str | None, severities: str | None, table: str, defense: str | None
-) -> Corruptions | None:
+def _corruptions(options: AuditOptions) -> Corruptions | None:
     """The corruptions and severities asked for, checked before anything loads."""
     from robustkit.auditing.spec import Corruptions
     from robustkit.corruptions import SEVERITIES, check_severities, parse_corruptions
     from robustkit.corruptions.base import protocol
 
+    names, severities = options.corruptions, options.severities
     if names is None:
         if severities is not None:
             raise RobustkitError("--severities applies to --corruptions: add --corruptions all")
         return None
-    if defense is not None:
+    if options.defense is not None:
         raise RobustkitError("--corruptions audits a plain model: drop --defense or --corruptions")
     levels = list(SEVERITIES)
     if severities is not None:
@@ -394,7 +176,7 @@ def _corruptions(
         if any(v != int(v) for v in values):
             raise RobustkitError(f"--severities takes whole numbers 1-5, got {severities!r}")
         levels = check_severities([int(v) for v in values])
-    return Corruptions(parse_corruptions(names), levels, protocol(table).name)
+    return Corruptions(parse_corruptions(names), levels, protocol(options.corruption_table).name)
 
 
 def _noise_probes(mode: str, *, off: bool) -> str:
@@ -424,19 +206,22 @@ def _access(access: str, surrogate: str | None, defense: str | None) -> str:
     return level
 
 
+def _fit(
+    attacks: tuple[str, ...] | None, suite: str | None, access: str, surrogate: str | None
+) -> None:
+    """Under a restricted access, every attack named (or in --suite) fits it, or there is a
+    surrogate to run it on; checked before anything loads."""
+    from robustkit.auditing.blackbox import check_fit
+
+    check_fit(attacks or (), suite, access, surrogate=surrogate is not None)
+
+
 def _attack_names(
-    attacks: str | None,
-    suite: str | None,
-    *,
-    defended: bool,
-    access: str = DEFAULTS.access,
-    surrogate: str | None = None,
+    attacks: str | None, suite: str | None, *, defended: bool
 ) -> tuple[str, ...] | None:
     """The attacks named on the command line, checked before anything loads (None: the
-    diagnostics and the standard suite, or the access's suite; ``none``: no attack); under a
-    restricted access each must fit it, or run on the surrogate."""
+    diagnostics and the standard suite; ``none``: no attack)."""
     from robustkit.attacks import attack_class
-    from robustkit.auditing.blackbox import check_fit
     from robustkit.defenses.evaluation import defense_attacks
 
     names: tuple[str, ...] | None = None
@@ -450,23 +235,10 @@ def _attack_names(
         attack_class(name)
     if suite is not None:
         get_suite(suite)
-    check_fit(names or (), suite, access, surrogate=surrogate is not None)
     return names
 
 
-def _load_model(
-    spec: AuditSpec,
-    *,
-    device: str | None,
-    checkpoint: Path | None,
-    pretrained: bool,
-    mean: str | None,
-    std: str | None,
-    output_index: int | None,
-    output_key: str | None,
-    threat: str | None,
-    model_dir: Path | None,
-) -> RobustModel:
+def _load_model(spec: AuditSpec, options: AuditOptions) -> RobustModel:
     """The model ``spec`` names, as the spec runs it (precision, memory format, compile), on
     this process's device (``cuda:LOCAL_RANK`` under torchrun)."""
     from robustkit.auditing.distributed import join_torchrun
@@ -474,45 +246,38 @@ def _load_model(
     from robustkit.models.execution import Execution
     from robustkit.models.robustbench import dataset_of as zoo_dataset
 
+    mean, std = options.mean, options.std
     return load_model(
         spec.model,
-        checkpoint=checkpoint,
-        pretrained=pretrained,
+        checkpoint=options.checkpoint,
+        pretrained=options.pretrained,
         mean=parse_floats(mean, "--mean") if mean else None,
         std=parse_floats(std, "--std") if std else None,
-        device=join_torchrun(device),
+        device=join_torchrun(options.device),
         execution=Execution(spec.precision, spec.channels_last, spec.compile),
-        output_index=output_index,
-        output_key=output_key,
+        output_index=options.output_index,
+        output_key=options.output_key,
         dataset=zoo_dataset(spec.dataset),
-        threat=threat,
-        model_dir=model_dir,
+        threat=options.threat,
+        model_dir=options.model_dir,
     )
 
 
-def _load_data(
-    spec: AuditSpec,
-    model: RobustModel,
-    root: Path | None,
-    image_size: int | None,
-    labels: Path | None,
-    *,
-    listing: Path | None,
-) -> DatasetInfo:
+def _load_data(spec: AuditSpec, model: RobustModel, options: AuditOptions) -> DatasetInfo:
     """The whole dataset ``spec`` names (the audit picks its images); the --indices file is
     checked against it here, so that an error names the file."""
     from robustkit.data import load_dataset, select
 
     info = load_dataset(
         spec.dataset,
-        root=root,
+        root=options.data_root,
         seed=spec.seed,
-        image_size=image_size or _image_size(model),
+        image_size=options.image_size or _image_size(model),
         model=model,
-        labels=labels,
+        labels=options.labels,
     )
     if spec.indices is not None:
-        select(info, spec.indices, source=f"--indices file {listing}")
+        select(info, spec.indices, source=f"--indices file {options.indices}")
     return info
 
 
@@ -526,23 +291,19 @@ def _surrogate(spec: AuditSpec, model: RobustModel) -> RobustModel | None:
     return load_model(spec.surrogate, device=model.device, dataset=zoo_dataset(spec.dataset))
 
 
-def _threats(
-    spec: AuditSpec,
-    model: RobustModel,
-    defense: str | None,
-    projection_steps: int,
-    projection_restarts: int,
-) -> Threats:
+def _threats(spec: AuditSpec, model: RobustModel, options: AuditOptions) -> Threats:
     """The model itself (behind its access wrapper, with the surrogate), or the defense
     ``--defense`` names around it."""
     from robustkit.auditing.blackbox import model_threats
 
-    if defense is None:
+    if options.defense is None:
         return model_threats(model, spec.access, _surrogate(spec, model))
     from robustkit.defenses.evaluation import DefenseThreats
     from robustkit.defenses.manifold import load_defense
 
-    defended = load_defense(defense, model, steps=projection_steps, restarts=projection_restarts)
+    defended = load_defense(
+        options.defense, model, steps=options.projection_steps, restarts=options.projection_restarts
+    )
     return DefenseThreats(model, defended.to(model.device))
 
 

@@ -60,8 +60,8 @@ def query_table(result: AuditResult) -> Table | None:
     frame = pd.DataFrame(curve)
     several = frame["model"].nunique() > 1
     budgets = sorted(frame["queries"].unique())
-    table = Table(title="robust accuracy within a query budget (queries per point)")
-    for column in [*["model"] * several, "norm", "eps", *(f"{q:,}" for q in budgets)]:
+    table = Table(title="robust accuracy by query budget")
+    for column in [*["model"] * several, "norm", "eps", *(f"{q:,} queries" for q in budgets)]:
         table.add_column(column, justify="left" if column in ("model", "norm") else "right")
     for (model, norm, eps), group in frame.groupby(["model", "norm", "eps"], sort=False):
         accuracy = group.set_index("queries")["robust_accuracy"]
@@ -144,7 +144,8 @@ def summary_table(result: AuditResult) -> Table:
     text = ["model"] * several + ["attack", "norm"]
     passes = int(summary["passes"].max()) if len(summary) else 1
     extra = ["all passes", "majority"] if passes > 1 else []
-    for column in [*text, "eps", "n", "clean acc", "robust acc", *extra, "95% CI"]:
+    errors = ["errors"] if summary["errors"].any() else []  # --skip-bad recorded some
+    for column in [*text, "eps", "n", *errors, "clean acc", "robust acc", *extra, "95% CI"]:
         right = column not in text
         table.add_column(
             column,
@@ -167,6 +168,7 @@ def summary_table(result: AuditResult) -> Table:
             str(row.norm),
             "-" if row.eps != row.eps else f"{row.eps:g}",
             str(row.n),
+            *[str(row.errors)] * len(errors),
             f"{row.clean_accuracy:.1%}",
             f"{row.robust_accuracy:.1%}",
             *([f"{row.robust_all_passes:.1%}", f"{row.robust_majority:.1%}"] if extra else []),

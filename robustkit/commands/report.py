@@ -26,10 +26,19 @@ def report_command(
         ),
     ] = None,
 ) -> None:
-    """Write one self-contained HTML report; several folders compare models side by side."""
+    """Write one self-contained HTML report; several folders compare models side by side. A
+    folder whose audit was cut or is still running shows what it saved, marked partial."""
+    from robustkit.auditing.partial import partial_state
     from robustkit.reports import report_from_dirs
 
     if out is None:
         out = dirs[0] / DEFAULT_NAME if len(dirs) == 1 else Path("robustkit-report.html")
     path = report_from_dirs(dirs, out)
-    Console().print(f"report written to {path}", highlight=False)
+    console = Console()
+    console.print(f"report written to {path}", highlight=False)
+    for folder in dirs:
+        state = partial_state(folder)
+        if state is not None:
+            console.print(
+                f"{folder}: partial results: {state.describe()}", highlight=False, soft_wrap=True
+            )

@@ -14,9 +14,11 @@ import pandas as pd
 
 from robustkit.auditing.checks import CHECKS, sanity_flags, skipped_checks, steps_flags
 from robustkit.auditing.leaderboard import leaderboard_lines
+from robustkit.auditing.partial import Partial, load_saved
 from robustkit.auditing.probe_modes import describe_probes
 from robustkit.auditing.results import AuditResult
 from robustkit.errors import RobustkitError
+from robustkit.files import write_text
 from robustkit.reports import figures, images, views
 from robustkit.transfer.result import read_frames
 
@@ -104,6 +106,8 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "protocol": config["protocol"],
         "leaderboard": leaderboard_lines(config["leaderboard"]) if config["leaderboard"] else [],
         "leaderboard_link": (config["leaderboard"] or {}).get("link"),
+        "partial": Partial(**config["partial"]).describe() if config.get("partial") else None,
+        "errors": _failed_batches(config),
     }
 
 
@@ -125,6 +129,14 @@ def _query_curve(config: dict[str, Any]) -> dict[str, Any] | None:
             for key, values in zip(table.index, table.to_numpy().tolist(), strict=True)
         ],
     }
+
+
+def _failed_batches(config: dict[str, Any]) -> list[str]:
+    """Per batch that failed under --skip-bad: its images and the cause."""
+    return [
+        f"batch {failed['batch']} ({len(failed['samples'])} images): {failed['cause']}"
+        for failed in config.get("failed_batches") or []
+    ]
 
 
 def _noise_probes(config: dict[str, Any]) -> str | None:
@@ -164,13 +176,14 @@ def write_report(
     )
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
+    write_text(out, html)
     log.info("report written to %s (%.0f kB)", out, out.stat().st_size / 1e3)
     return out
 
 
 def report_from_dirs(dirs: Sequence[str | Path], out: str | Path) -> Path:
-    """Load the results folders ``dirs`` (and any transfer matrix in them) into one report."""
+    """Load the results folders ``dirs`` (and any transfer matrix in them) into one report; an
+    audit that has not finished shows what it saved, marked partial."""
     folders = [Path(d) for d in dirs]
-    results = [AuditResult.load(folder) for folder in folders]
+    results = [load_saved(folder) for folder in folders]
     return write_report(results, out, transfer=read_frames(folders))
