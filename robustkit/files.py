@@ -11,10 +11,12 @@ the file and the space it needs; every other error propagates unchanged.
 from __future__ import annotations
 
 import errno
+import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from robustkit.errors import RobustkitError
 from robustkit.interrupts import uninterrupted
@@ -73,6 +75,16 @@ def write_bytes(path: Path, data: bytes) -> None:
             os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)  # only there when the write failed
+
+
+def torch_bytes(content: Any) -> bytes:
+    """What ``torch.save`` writes for ``content`` (tensors and plain types), in memory: the write
+    layer then knows its size."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    return buffer.getvalue()
 
 
 def write_text(path: Path, text: str) -> None:

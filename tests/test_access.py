@@ -317,6 +317,7 @@ def test_the_report_draws_the_query_curve_and_escapes_the_names(case, tmp_path) 
             ["--surrogate serves a black-box audit", "--access labels"],
         ),
         (["--access", "root"], ["unknown access 'root'", "gradients, scores, labels"]),
+        (["--access", "scores", "--universal"], ["--universal crafts with the model's gradients"]),
         (
             ["--access", "labels", "--defense", "manifold:zoo:mnist-dcgan"],
             ["--defense is audited with gradients"],

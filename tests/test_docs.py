@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 CI = REPO / ".ci" / "run"
 BENCHMARKS_PAGE = REPO / "docs" / "benchmarks.md"
-HELPERS = {"whole_process.py", "benchmark_options.py"}  # imported by the scripts, not run alone
+# imported by the scripts (and tests), not run alone
+HELPERS = {"whole_process.py", "benchmark_options.py", "peer_queries.py"}
 
 
 def first_code_block(markdown: str) -> list[str]:

@@ -40,6 +40,7 @@ from robustkit.auditing.record import manifest, run_record
 from robustkit.auditing.results import AuditResult
 from robustkit.auditing.spec import DEFAULTS, AuditSpec, Budgets, Corruptions
 from robustkit.auditing.threats import Threat, Threats
+from robustkit.auditing.universal import UniversalJob, check_universal, run_universal
 from robustkit.data import DatasetInfo
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import device_of
@@ -77,6 +78,7 @@ def audit(
     max_queries: int | None = None,
     surrogate: str | nn.Module | None = None,
     skip_bad: bool = False,
+    universal: UniversalJob | None = None,
 ) -> AuditResult:
     """Attack ``model`` on the correctly classified samples of ``data`` at every budget: the
     keywords make an :class:`~robustkit.auditing.spec.AuditSpec`, whose docstring says what
@@ -89,12 +91,9 @@ def audit(
     model fails on (it raises, returns NaN or inf, or runs out of memory on one image) raises
     :class:`~robustkit.auditing.failures.BatchFailed`; ``skip_bad`` records its images as
     ``error`` rows instead and goes on.
-
-    ``access="scores"`` or ``"labels"`` audits the model as a black box: the attacks get its
-    outputs or its top-1 class only (by default the ``scores`` or ``labels`` suite), each
-    query-based attack held to ``max_queries`` per point; attacks that need more run on the
-    ``surrogate`` model (a spec string or module), their adversarials replayed on the model
-    (:mod:`robustkit.auditing.blackbox`).
+    ``universal`` (images apart from ``data``'s, e.g. a training split) crafts a universal
+    perturbation on them at every L-inf and L2 budget, scored as the attack ``universal-linf``
+    or ``universal-l2``.
     """
     robust_model = resolve_model(model, device)
     helper = None if surrogate is None else resolve_model(surrogate, robust_model.device)
@@ -130,6 +129,7 @@ def audit(
         progress_dir=progress_dir,
         resume=resume,
         skip_bad=skip_bad,
+        universal=universal,
     )
 
 
@@ -174,11 +174,14 @@ def run_audit(
     progress_dir: str | Path | None = None,
     resume: bool = False,
     skip_bad: bool = False,
+    universal: UniversalJob | None = None,
 ) -> AuditResult:
     """Run ``spec`` through ``threats`` on ``data`` (the whole dataset: the spec picks the
     images): the one audit every front end runs. Progress goes to ``progress_dir`` (resumed
     when ``resume``), under the manifest of the spec, with the run record as it starts (for a
-    partial report); ``skip_bad``: a failing batch's images become error rows."""
+    partial report); ``skip_bad``: a failing batch's images become error rows. With
+    ``universal``, universal perturbations are crafted on its images and scored beside the
+    attacks (rank 0 only)."""
     started = time.perf_counter()
     torch.manual_seed(spec.seed)
     info = choose_samples(data, spec)
@@ -188,6 +191,8 @@ def run_audit(
     randomized = threats.is_randomized(first_x[:PROBE_SIZE], spec)
     protocol = threats.protocol(spec, randomized)
     plan = threats.prepare(_plan(spec, protocol, threats), protocol, info, first_x)
+    if universal is not None:
+        check_universal(plan, protocol, len(threats.threats(protocol)), threats.level)
     model_flags = threats.probe(plan, first_x, first_y, randomized)
     probes = choose_probes(
         spec.noise_probes if threats.noise_probes else "off",
@@ -227,10 +232,17 @@ def run_audit(
             then_share=probes.share,
             skip_bad=skip_bad,
         )
+    crafted = None
+    if universal is not None and is_main():
+        threat = threats.threats(protocol)[0]
+        crafted = run_universal(universal, threat, plan, batches, spec.seed, progress=progress)
+        run.frame = pd.concat([run.frame, crafted.frame], ignore_index=True)
     config = record(run)
     result = AuditResult(
         frame=run.frame, config=config, examples=run.examples, adversarials=run.adversarials
     )
+    if crafted is not None:
+        result.universal, config["universal"] = crafted.perturbations, crafted.record
     if tables:
         result.noise_grid, result.noise_targets = tables
     config["wall_time_s"] = round(time.perf_counter() - started, 3)

@@ -39,9 +39,9 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from robustkit.auditing.distributed import barrier, is_main, rank, world_size
 from robustkit.auditing.examples import stack_examples
 from robustkit.auditing.failures import BatchFailed, BatchFailure, error_rows
-from robustkit.auditing.results import EXAMPLE_COLUMNS, Examples, torch_bytes
+from robustkit.auditing.results import EXAMPLE_COLUMNS, Examples
 from robustkit.errors import RobustkitError
-from robustkit.files import TEMP_SUFFIX, refused_writes, write_bytes, write_text
+from robustkit.files import TEMP_SUFFIX, refused_writes, torch_bytes, write_bytes, write_text
 from robustkit.folder_lock import NO_LOCKS
 from robustkit.interrupts import uninterrupted
 

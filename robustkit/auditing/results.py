@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -15,10 +14,11 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from robustkit.auditing.perturbations import load_perturbations, save_perturbations
 from robustkit.auditing.spec import check_run_record
 from robustkit.auditing.stats import clopper_pearson
 from robustkit.errors import RobustkitError
-from robustkit.files import write_bytes, write_text
+from robustkit.files import torch_bytes, write_bytes, write_text
 
 WORST_CASE = "worst-case"
 CORRUPTION = "corruption"  # the norm of common-corruption rows (eps is the severity)
@@ -115,6 +115,9 @@ class AuditResult:
     noise_targets: pd.DataFrame | None = None
     # randomized models: the kept adversarial of every sample, per adversarial_key of a row
     adversarials: dict[str, Tensor] | None = None
+    # universal perturbations (C, H, W) by file stem (universal-<norm>-<eps>); run.json's
+    # "universal" describes them
+    universal: dict[str, Tensor] | None = None
 
     def worst_case(self) -> pd.DataFrame:
         """Per sample, robust only if it survived every attack of the same norm and eps."""
@@ -178,7 +181,8 @@ class AuditResult:
         return summary[summary["attack"] == attack].set_index(["norm", "eps"])["robust_accuracy"]
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write results.csv, summary.csv, run.json and the extras present into ``out_dir``, each
+        """Write results.csv, summary.csv, run.json and the extras present (universal
+        perturbations: ``universal-<norm>-<eps>.pt`` and ``.png``) into ``out_dir``, each
         atomically (:mod:`robustkit.files`)."""
         out = ensure_writable_dir(out_dir)
         write_text(out / "results.csv", self.with_worst_case().to_csv(index=False))
@@ -194,6 +198,8 @@ class AuditResult:
             write_text(out / "noise_grid.csv", self.noise_grid.to_csv(index=False))
         if self.noise_targets is not None:
             write_text(out / "noise_targets.csv", self.noise_targets.to_csv(index=False))
+        if self.universal:
+            save_perturbations(out, self.universal)
         return out
 
     @classmethod
@@ -216,12 +222,14 @@ class AuditResult:
                 adversarial=images["adversarial"],
                 frame=pd.read_csv(folder / "examples.csv"),
             )
+        config = _read_config(run)
         return cls(
             frame=rows[rows["attack"] != WORST_CASE].reset_index(drop=True),
-            config=_read_config(run),
+            config=config,
             examples=examples,
             noise_grid=_read_optional(folder / "noise_grid.csv"),
             noise_targets=_read_optional(folder / "noise_targets.csv"),
+            universal=load_perturbations(folder, config),
         )
 
 
@@ -259,14 +267,6 @@ def _corruption_rows(cells: pd.DataFrame) -> pd.DataFrame:
         worst["attack"] = CORRUPTION_WORST
         rows += [mean, worst]
     return pd.DataFrame(rows, columns=cells.columns)
-
-
-def torch_bytes(content: Any) -> bytes:
-    """What ``torch.save`` writes for ``content`` (tensors and plain types), in memory: the write
-    layer then knows its size."""
-    buffer = io.BytesIO()
-    torch.save(content, buffer)
-    return buffer.getvalue()
 
 
 def outcomes(rows: pd.DataFrame) -> pd.Series:

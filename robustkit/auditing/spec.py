@@ -72,6 +72,7 @@ class Defaults:
     # run on a surrogate and replayed on the target, where the access is restricted (per norm)
     transfer_attacks: tuple[str, ...] = ("pgd-linf", "pgd-l2")
     query_budgets: tuple[int, ...] = (100, 1000, 10_000)  # the query curve's budgets
+    universal_samples: int = 1000  # images a universal perturbation is crafted on (--universal)
 
     def budgets(self, norm: str) -> tuple[float, ...]:
         """The default budgets of ``norm``."""
@@ -109,7 +110,8 @@ class AuditSpec:
     ``access`` is what the attacks may ask of the model (``gradients``, ``scores`` or
     ``labels``: :mod:`robustkit.auditing.blackbox`); ``max_queries`` caps every query-based
     attack per point (None: each attack's own budget); ``surrogate`` names the model that
-    attacks needing more than ``access`` run on, their adversarials replayed on the target.
+    attacks needing more than ``access`` run on, their adversarials replayed on the target
+    (``robustkit.audit`` takes a spec string or a module).
     """
 
     model: str = DEFAULTS.model

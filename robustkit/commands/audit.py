@@ -18,11 +18,15 @@ from robustkit.commands.audit_options import AuditOptions
 from robustkit.commands.console import logging_to, stderr
 from robustkit.commands.options import parse_budgets, parse_floats, parse_names, require_positive
 from robustkit.commands.records import takes_options
+from robustkit.commands.universal import check_universal_samples, crafting_job
 from robustkit.errors import RobustkitError
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from robustkit.auditing.spec import Corruptions
     from robustkit.auditing.threats import Threats
+    from robustkit.auditing.universal import UniversalJob
     from robustkit.data import DatasetInfo
     from robustkit.models import RobustModel
 
@@ -49,6 +53,7 @@ def audit_command(options: AuditOptions) -> None:
             resume=options.resume,
             strict=options.strict,
             skip_bad=options.skip_bad,
+            universal=_universal_job(spec, info, options),
         )
 
 
@@ -65,8 +70,11 @@ def audit_spec(options: AuditOptions) -> AuditSpec:
         eot_samples=o.eot_samples,
         eval_passes=o.eval_passes,
         max_queries=o.max_queries,
+        universal_samples=o.universal_samples,
     )
-    access = _access(o.access, o.surrogate, o.defense)
+    if check_universal_samples(o.universal, o.universal_samples) and o.defense is not None:
+        raise RobustkitError("--universal audits a plain model: drop --defense or --universal")
+    access = _access(o.access, o.surrogate, o.defense, universal=o.universal)
     attacks = _attack_names(o.attacks, o.suite, defended=o.defense is not None)
     _fit(attacks, o.suite, access, o.surrogate)
     return AuditSpec(
@@ -111,6 +119,7 @@ def _run_and_publish(
     resume: bool,
     strict: bool,
     skip_bad: bool,
+    universal: UniversalJob | None = None,
 ) -> None:
     """Run the audit (progress in OUT/progress) and, on rank 0 of a distributed audit, save,
     report and print it."""
@@ -127,9 +136,29 @@ def _run_and_publish(
             progress_dir=out / "progress",
             resume=resume,
             skip_bad=skip_bad,
+            universal=universal,
         )
     if is_main():  # rank 0 writes the results of a distributed audit
         publish(result, out, strict=strict)
+
+
+def _universal_job(
+    spec: AuditSpec, info: DatasetInfo, options: AuditOptions
+) -> UniversalJob | None:
+    """The crafting images of --universal, apart from the images the audit scores (None:
+    no universal perturbation)."""
+    crafting = check_universal_samples(options.universal, options.universal_samples)
+    if crafting is None:
+        return None
+    audited = _audited(spec, info)
+    return crafting_job(info, audited, crafting, seed=spec.seed, root=options.data_root)
+
+
+def _audited(spec: AuditSpec, info: DatasetInfo) -> Tensor:
+    """The dataset indices of the images the audit scores (as the engine picks them)."""
+    from robustkit.auditing.inputs import choose_samples
+
+    return choose_samples(info, spec).sample_indices()
 
 
 def _listed(indices: Path | None, num_samples: int | None) -> tuple[int, ...] | None:
@@ -189,7 +218,7 @@ def _noise_probes(mode: str, *, off: bool) -> str:
     return "off" if off else checked
 
 
-def _access(access: str, surrogate: str | None, defense: str | None) -> str:
+def _access(access: str, surrogate: str | None, defense: str | None, *, universal: bool) -> str:
     """--access checked, with the options that need or exclude a restricted access."""
     from robustkit.access_levels import check_access
 
@@ -202,6 +231,11 @@ def _access(access: str, surrogate: str | None, defense: str | None) -> str:
     if defense is not None and level != "gradients":
         raise RobustkitError(
             "--defense is audited with gradients (BPDA, EOT): drop --access or --defense"
+        )
+    if universal and level != "gradients":
+        raise RobustkitError(
+            f"--universal crafts with the model's gradients, which --access {level} withholds: "
+            "drop --universal or --access"
         )
     return level
 

@@ -34,6 +34,7 @@ from robustkit.commands.options import (
     Precision,
     Seed,
 )
+from robustkit.commands.universal import SAMPLES_HELP
 
 
 def _listing(values: tuple[float, ...]) -> str:
@@ -173,6 +174,18 @@ class AuditOptions:
         str,
         typer.Option(help="corruption parameters: cifar10 (CIFAR-10-C) or imagenet (ImageNet-C)"),
     ] = DEFAULTS.corruption_table
+    universal: Annotated[
+        bool,
+        typer.Option(
+            help="also craft a universal perturbation (one for every image) at each L-inf and L2 "
+            "budget on the dataset's training split, scored on the audited images as attack "
+            "universal-linf / universal-l2; saved as OUT/universal-NORM-EPS.pt and .png"
+        ),
+    ] = False
+    universal_samples: Annotated[
+        int | None,
+        typer.Option(help=SAMPLES_HELP, show_default=False),
+    ] = None
     steps: Annotated[
         int | None,
         typer.Option(

@@ -43,6 +43,7 @@ def publish(result: AuditResult, out_dir: Path, *, strict: bool) -> None:
     print_protocol(result)
     print_noise_probes(result)
     print_leaderboard(result)
+    print_universal(result, out_dir)
     flags = sanity_flags(result)
     print_flags(result, flags)
     stdout.print(f"results written to {out_dir}/, report: {report}", highlight=False)
@@ -103,6 +104,26 @@ def print_leaderboard(result: AuditResult) -> None:
     record = result.config["leaderboard"]
     for label, text in leaderboard_lines(record) if record else ():
         stdout.print(f"[bold]{label}:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def print_universal(result: AuditResult, out_dir: Path) -> None:
+    """Each universal perturbation's fooling rate on the audited images, and where it lies."""
+    record = result.config.get("universal")
+    if not record:
+        return
+    stdout.print(
+        f"[bold]universal:[/] crafted on {escape(record['crafting_source'])}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for entry in record["perturbations"]:
+        stdout.print(
+            f"  {entry['attack']} eps={entry['eps']:g}: fools {entry['fooling_rate']:.1%} of "
+            f"the {entry['n']} audited images ({entry['crafting_fooling_rate']:.1%} of the "
+            f"crafting images), {escape(str(out_dir / entry['file']))}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def print_flags(result: AuditResult, flags: list[Flag]) -> None:

@@ -85,6 +85,12 @@ def list_datasets() -> list[str]:
     return [SAMPLE_NAME, *_TORCHVISION, f"{IMAGEFOLDER_PREFIX}PATH", CORRUPTED_SPEC]
 
 
+def has_train_split(name: str) -> bool:
+    """Whether ``load_dataset(name, train=True)`` gives a training split (torchvision datasets);
+    other datasets ignore ``train``."""
+    return name in _TORCHVISION
+
+
 def load_dataset(
     name: str = SAMPLE_NAME,
     *,

@@ -1,4 +1,5 @@
-"""Example adversarials as base64 PNG triplets: clean | adversarial | amplified perturbation."""
+"""Example adversarials as base64 PNG triplets (clean | adversarial | amplified perturbation),
+and the universal perturbations of an audit, amplified."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from robustkit.auditing.results import Examples
+from robustkit.auditing.perturbations import amplify, perturbation_stem
+from robustkit.auditing.results import AuditResult, Examples
 from robustkit.reports.views import budget_label, class_name
 
 MAX_SIDE = 128  # larger images are shrunk so that a report stays a few MB at most
@@ -18,9 +20,7 @@ MAX_SIDE = 128  # larger images are shrunk so that a report stays a few MB at mo
 
 def amplified(clean: Tensor, adversarial: Tensor) -> tuple[Tensor, float]:
     """The perturbation mapped to [0, 1] around mid-grey, and the factor it was scaled by."""
-    delta = adversarial - clean
-    gain = 0.5 / max(float(delta.abs().max()), 1e-12)
-    return (0.5 + gain * delta).clamp(0, 1), gain
+    return amplify(adversarial - clean)
 
 
 def png_data_uri(images: Tensor) -> str:
@@ -63,4 +63,27 @@ def triplets(
                     "gain": gain,
                 }
             )
+    return shown
+
+
+def universal(result: AuditResult) -> list[dict[str, Any]]:
+    """Each universal perturbation of the audit, amplified, with what run.json says of it (none
+    when the audit crafted none, or its folder lost them)."""
+    record = result.config.get("universal")
+    if not record or not result.universal:
+        return []
+    shown = []
+    for entry in record["perturbations"]:
+        delta = result.universal.get(perturbation_stem(entry["norm"], entry["eps"]))
+        if delta is None:
+            continue
+        picture, gain = amplify(delta)
+        shown.append(
+            {
+                **entry,
+                "budget": budget_label(entry["norm"], float(entry["eps"])),
+                "src": png_data_uri(picture),
+                "gain": gain,
+            }
+        )
     return shown

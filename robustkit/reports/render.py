@@ -90,6 +90,8 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "examples": []
         if result.examples is None
         else images.triplets(result.examples, config, norms),
+        "universal": images.universal(result),
+        "universal_source": (config.get("universal") or {}).get("crafting_source"),
         "sigma_sweep": figures.sigma_sweep(sweep) if not sweep.empty else None,
         "noise_grid": (
             figures.noise_grid(result.noise_grid) if result.noise_grid is not None else None
@@ -98,9 +100,7 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "noise_probes": _noise_probes(config),
         "defense": None if defense is None else _table(defense.set_index("base")),
         "flags": sanity_flags(result),
-        "skipped_checks": skipped_checks(config),
-        "access": (config.get("access") or {}).get("level", "gradients"),
-        "query_curve": _query_curve(config),
+        **_access(config),
         "suite": config["suite"],
         "evaluation": config["evaluation"],
         "protocol": config["protocol"],
@@ -108,6 +108,15 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "leaderboard_link": (config["leaderboard"] or {}).get("link"),
         "partial": Partial(**config["partial"]).describe() if config.get("partial") else None,
         "errors": _failed_batches(config),
+    }
+
+
+def _access(config: dict[str, Any]) -> dict[str, Any]:
+    """What the template shows of the access: its level, the checks it skipped, the curve."""
+    return {
+        "access": (config.get("access") or {}).get("level", "gradients"),
+        "skipped_checks": skipped_checks(config),
+        "query_curve": _query_curve(config),
     }
 
 
