@@ -1,6 +1,6 @@
 """One audit spec: the CLI, the Python API and the pytest plugin build the same AuditSpec from the
-same request and get the same numbers; run.json and the resume manifest carry schema 2, the
-defense audit's run.json included, and a result of another schema is refused in one line."""
+same request and get the same numbers; run.json and the resume manifest carry the current schema,
+the defense audit's run.json included, and a result of another schema is refused in one line."""
 
 from __future__ import annotations
 

@@ -275,7 +275,7 @@ def test_invalid_markers_are_collection_errors(pytester: pytest.Pytester) -> Non
         "eps=0.1, min_accuracy=0.8, steps=0": "steps must be an integer >= 1, got 0",
         "'pgd-linf', eps=0.1, min_accuracy=0.8": "give keyword arguments only*",
         "suite='quik', eps=0.1, min_accuracy=0.8": "unknown suite 'quik': did you mean quick? "
-        "available: quick, standard, plus, rand",
+        "available: quick, standard, plus, rand, scores, labels",
         "suite='quick', eps=0.1, min_accuracy=0.8, steps=5": "steps and restarts apply to "
         "attack=, and suite 'quick' runs its attacks at its own settings*",
         "attack='apgd-ce', suite='quick', eps=0.1, min_accuracy=0.8": "attack 'apgd-ce' is part "

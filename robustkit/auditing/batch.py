@@ -137,6 +137,7 @@ class _Found:
     radius: Tensor | None
     x_adv: Tensor
     correct: Tensor | None = None
+    queries: Tensor | None = None  # per point, the model queries spent (None: not counted)
 
 
 @dataclass
@@ -245,6 +246,7 @@ class _Batch:
                     if found.correct is None
                     else found.correct.masked_fill(~within, self.passes),
                     x_adv=found.x_adv,
+                    queries=found.queries,
                 )
             outcome.radius = radius
             self.bar.advance(self.task, self.share)
@@ -358,6 +360,7 @@ class _Batch:
                 norm=attack.norm,
                 correct=found.correct,
                 x_adv=found.x_adv,
+                queries=found.queries,
             )
         if advance:
             self.bar.advance(self.task, self.share)
@@ -378,6 +381,7 @@ class _Batch:
             radius=result.radius,
             x_adv=result.x_adv,
             correct=correct,
+            queries=_queries(threat, result, len(y)),
         )
         if self.offset == 0 and self.examples_per_attack > 0 and threat.prefix in (None, "bpda"):
             self.record.examples.append(
@@ -470,6 +474,14 @@ class _Batch:
             clean_correct=None if self.clean is None else self.clean.correct,
             final_correct=final,
         )
+
+
+def _queries(threat: Threat, result: AttackResult, count: int) -> Tensor | None:
+    """Per point, the queries the attack cost the threat's scoring model: one replay each for
+    adversarials crafted elsewhere (a surrogate's), else what a query-based attack counted."""
+    if threat.replayed:
+        return torch.ones(count, device=result.x_adv.device)
+    return result.queries
 
 
 @torch.no_grad()

@@ -34,6 +34,10 @@ Each check reads only the tidy frame and run.json of an :class:`AuditResult` and
   weaker than AutoAttack there), or whose leaderboard clean accuracy lies outside our clean
   accuracy's (other weights, data or preprocessing); see :mod:`robustkit.auditing.leaderboard`.
 
+A black-box audit (``--access scores`` or ``labels``) runs no check that needs what its access
+withholds: no input-gradient probe, and no ``gradient-free-beats-gradient`` (no gradient attack
+reaches the model); run.json's ``access.skipped_checks`` lists them, with why.
+
 Which attacks are one-step, gradient-free, or on the CE or DLR loss, each attack declares itself
 (class attributes ``steps``, ``gradient_free``, ``loss``: :class:`robustkit.attacks.Attack`); a
 hyper-parameter run.json recorded for the attack (its ``steps`` or ``loss``) takes precedence.
@@ -132,7 +136,7 @@ def sanity_flags(result: AuditResult) -> list[Flag]:
         *_recorded(result.config),
         *_rises_with_eps(attacks),
         *_failing_at_larger_eps(result.config),
-        *_gradient_free_beats_gradient(result),
+        *(_gradient_free_beats_gradient(result) if not restricted(result.config) else ()),
         *_ce_dlr_disagree(result),
         *_single_step_beats_iterative(attacks, result.config),
         *_above_chance(result),
@@ -140,6 +144,17 @@ def sanity_flags(result: AuditResult) -> list[Flag]:
         *_oblivious_only(attacks),
         *_leaderboard(result.config),
     ]
+
+
+def restricted(config: dict[str, Any]) -> bool:
+    """Whether run.json records a black-box audit (access scores or labels)."""
+    return (config.get("access") or {}).get("level", "gradients") != "gradients"
+
+
+def skipped_checks(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The checks a black-box audit did not run, and why (none under gradient access)."""
+    skipped = (config.get("access") or {}).get("skipped_checks", [])
+    return [(str(entry["check"]), str(entry["reason"])) for entry in skipped]
 
 
 def _recorded(config: dict[str, Any]) -> Iterator[Flag]:
@@ -395,7 +410,8 @@ def _above_chance(result: AuditResult) -> Iterator[Flag]:
                 "error",
                 f"{model} keeps {largest['robust_accuracy']:.1%} robust accuracy at {norm} "
                 f"eps={largest['eps']:g}, where every input is within reach of the mid-grey "
-                f"image (chance: {chance:.1%}): the attacks are failing, not the model winning",
+                f"image (chance: {chance:.1%}): the attacks are failing, not the model winning"
+                + (" -- or their query budget is too small" if restricted(result.config) else ""),
             )
 
 

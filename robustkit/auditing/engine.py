@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pandas as pd
 import torch
@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from robustkit.attacks import Attack
 from robustkit.attacks.noise import Advance
 from robustkit.auditing.batch import BatchRecord, BatchRunner
+from robustkit.auditing.blackbox import model_threats
 from robustkit.auditing.distributed import barrier, is_main, my_batches
 from robustkit.auditing.failures import BatchFailed, LogitWatch, failure_of
 from robustkit.auditing.inputs import Batches, choose_samples, resolve_data, resolve_model
@@ -35,6 +36,7 @@ from robustkit.auditing.plan import Plan, plan_audit
 from robustkit.auditing.probe_modes import check_mode
 from robustkit.auditing.probes import PROBE_SIZE
 from robustkit.auditing.progress import EngineRun, ProgressStore, open_progress
+from robustkit.auditing.queries import with_query_budget
 from robustkit.auditing.record import manifest, run_record
 from robustkit.auditing.results import AuditResult
 from robustkit.auditing.spec import DEFAULTS, AuditSpec, Budgets, Corruptions
@@ -46,6 +48,20 @@ from robustkit.models.wrapper import device_of
 from robustkit.progress import progress_bar
 
 log = logging.getLogger(__name__)
+
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
+
+
+class RunOptions(TypedDict, total=False):
+    """How an audit runs, apart from what decides its numbers: :func:`run_audit`'s keywords."""
+
+    progress: bool
+    progress_dir: str | Path | None
+    resume: bool
+    skip_bad: bool
+    universal: UniversalJob | None
 
 
 def audit(
@@ -65,19 +81,20 @@ def audit(
     batch_size: int = DEFAULTS.batch_size,
     device: str | torch.device | None = None,
     seed: int = DEFAULTS.seed,
-    progress: bool = False,
     examples_per_attack: int = DEFAULTS.examples_per_attack,
     noise_probes: bool | str = DEFAULTS.noise_probes,
-    progress_dir: str | Path | None = None,
-    resume: bool = False,
     corruptions: Corruptions | None = None,
     eot_samples: int | None = None,
     eval_passes: int | None = None,
-    skip_bad: bool = False,
-    universal: UniversalJob | None = None,
+    access: str = DEFAULTS.access,
+    max_queries: int | None = None,
+    surrogate: str | nn.Module | None = None,
+    **how: Unpack[RunOptions],
 ) -> AuditResult:
-    """Attack ``model`` on ``data`` at every budget, as :func:`run_audit` runs an AuditSpec."""
+    """Attack ``model`` on ``data`` at every budget: the keywords make an AuditSpec, except
+    ``how`` it runs (:class:`~robustkit.auditing.engine.RunOptions`, for :func:`run_audit`)."""
     robust_model = resolve_model(model, device)
+    helper = None if surrogate is None else resolve_model(surrogate, robust_model.device)
     info = resolve_data(data, None, seed, model=robust_model)
     spec = AuditSpec(
         model=robust_model.name,
@@ -97,16 +114,15 @@ def audit(
         eval_passes=eval_passes,
         noise_probes=check_mode(noise_probes),
         examples_per_attack=examples_per_attack,
+        access=access,
+        max_queries=max_queries,
+        surrogate=None if helper is None else helper.name,
     )
     return run_audit(
         spec,
-        Threats(robust_model),
+        model_threats(robust_model, access, helper),
         info,
-        progress=progress,
-        progress_dir=progress_dir,
-        resume=resume,
-        skip_bad=skip_bad,
-        universal=universal,
+        **how,
     )
 
 
@@ -167,7 +183,7 @@ def run_audit(
     protocol = threats.protocol(spec, randomized)
     plan = threats.prepare(_plan(spec, protocol, threats), protocol, info, first_x)
     if universal is not None:
-        check_universal(plan, protocol, len(threats.threats(protocol)))
+        check_universal(plan, protocol, len(threats.threats(protocol)), threats.level)
     model_flags = threats.probe(plan, first_x, first_y, randomized)
     probes = _probes(spec, threats, plan, info, num_classes)
     tables: list[pd.DataFrame] = []  # the noise grid and the PGD-from-noise targets
@@ -253,10 +269,10 @@ def _probes(
 
 
 def _plan(spec: AuditSpec, protocol: dict[str, Any], threats: Threats) -> Plan:
-    """The attacks and budgets of ``spec``, with the protocol's suite and the pass counts the
-    attacks take under ``threats``."""
-    return plan_audit(
-        spec.attacks,
+    """The attacks and budgets of ``spec``, with the protocol's suite, the pass counts the
+    attacks take under ``threats`` and the query budget of the query-based ones."""
+    plan = plan_audit(
+        threats.named_attacks(spec),
         protocol["suite"],
         steps=spec.steps,
         restarts=spec.restarts,
@@ -267,6 +283,7 @@ def _plan(spec: AuditSpec, protocol: dict[str, Any], threats: Threats) -> Plan:
         corruptions=spec.corruptions,
         **threats.attack_passes(protocol),
     )
+    return with_query_budget(plan, spec.max_queries)
 
 
 def _noise_probes(

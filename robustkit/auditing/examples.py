@@ -26,14 +26,13 @@ def pick_examples(
     limit: int,
 ) -> Picked:
     """The first ``limit`` successful adversarials of one attack, with confidences and the
-    dataset index of each (``samples``, on the CPU)."""
+    dataset index of each (``samples``, on the CPU); a labels-only model has no confidence to
+    give (NaN)."""
     chosen = success.nonzero().squeeze(1)[:limit]
     clean, adversarial = x[chosen], x_adv[chosen]
-    with torch.no_grad():
-        clean_conf = model(clean).softmax(dim=1).amax(dim=1)
-        adv_conf = model(adversarial).softmax(dim=1).amax(dim=1)
+    clean_conf, adv_conf = _confidence(model, clean), _confidence(model, adversarial)
     n = len(chosen)
-    meta = {
+    meta: dict[str, list[Any]] = {
         "attack": [attack] * n,
         "eps": [eps] * n,
         "sample": samples[chosen.cpu()].tolist(),
@@ -44,6 +43,15 @@ def pick_examples(
         "adv_confidence": adv_conf.tolist(),
     }
     return clean.cpu(), adversarial.cpu(), meta
+
+
+@torch.no_grad()
+def _confidence(model: nn.Module, x: Tensor) -> Tensor:
+    """Per input, the top class's softmax probability (NaN from a labels-only model, whose
+    one-hot answers carry none)."""
+    if getattr(model, "access", None) == "labels":
+        return torch.full((len(x),), float("nan"))
+    return model(x).softmax(dim=1).amax(dim=1)
 
 
 def stack_examples(picked: list[Picked]) -> Examples | None:

@@ -128,6 +128,7 @@ def error_rows(keys: pd.DataFrame, failure: dict[str, Any]) -> pd.DataFrame:
         broken_by="",
         perturbation=np.full(n, np.nan),
         radius=np.full(n, np.nan),
+        queries=np.full(n, np.nan),
         corruption=repeated["attack"].where(corrupted, ""),
         severity=repeated["eps"].where(corrupted),
         clean_passes=0,

@@ -19,6 +19,9 @@ class Outcome:
     ``broken_by[i]`` names the attack that broke sample i first (``""`` while it holds);
     ``perturbation`` is the size of that adversarial's perturbation in the attack's norm (NaN while
     unbroken); ``radius`` is filled by minimum-norm attacks (inf where none was found).
+    ``queries`` counts the model queries of a query-based attack: those its breaker spent up to
+    the first success, or, while the sample holds, those the last attack spent on it (NaN: no
+    query-based attack has run on it).
 
     A randomized model's outcome also holds, per sample, the adversarial kept (``x_adv``, the
     input while none) and ``correct``: of the fresh passes that scored it, how many classify it
@@ -30,6 +33,7 @@ class Outcome:
     adv_pred: Tensor
     perturbation: Tensor
     broken_by: list[str]
+    queries: Tensor
     radius: Tensor | None = None
     x_adv: Tensor | None = None
     correct: Tensor | None = None
@@ -46,6 +50,7 @@ class Outcome:
             adv_pred=clean_pred.clone(),
             perturbation=torch.full((n,), float("nan"), device=clean_pred.device),
             broken_by=[UNBROKEN] * n,
+            queries=torch.full((n,), float("nan"), device=clean_pred.device),
             x_adv=None if x is None else x.clone(),
             correct=None if correct is None else correct.clone(),
         )
@@ -56,6 +61,7 @@ class Outcome:
             adv_pred=self.adv_pred.clone(),
             perturbation=self.perturbation.clone(),
             broken_by=list(self.broken_by),
+            queries=self.queries.clone(),
             radius=None if self.radius is None else self.radius.clone(),
             x_adv=None if self.x_adv is None else self.x_adv.clone(),
             correct=None if self.correct is None else self.correct.clone(),
@@ -72,10 +78,15 @@ class Outcome:
         norm: str,
         correct: Tensor | None = None,
         x_adv: Tensor | None = None,
+        queries: Tensor | None = None,
     ) -> Tensor:
         """Mark ``indices[success]`` broken by ``attack`` (samples already broken keep their
         first breaker); returns the batch indices newly broken. Randomized: take the
-        adversarials ``x_adv`` with fewer ``correct`` passes than those kept."""
+        adversarials ``x_adv`` with fewer ``correct`` passes than those kept. ``queries``, per
+        point, what the attack spent on it (kept for the points it broke or left unbroken)."""
+        if queries is not None:
+            holding = ~self.broken[indices]
+            self.queries[indices[holding]] = queries[holding].to(self.queries)
         if self.correct is not None and correct is not None:
             keep = correct < self.correct[indices]
         else:
@@ -106,6 +117,7 @@ class Outcome:
         self.broken[fresh] = other.broken[fresh]
         self.adv_pred[fresh] = other.adv_pred[fresh]
         self.perturbation[fresh] = other.perturbation[fresh]
+        self.queries[fresh] = other.queries[fresh]
         if self.correct is not None and other.correct is not None:
             self.correct[fresh] = other.correct[fresh]
             if self.x_adv is not None and other.x_adv is not None:

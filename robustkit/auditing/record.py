@@ -14,6 +14,7 @@ import robustkit
 from robustkit.auditing.checks import Flag
 from robustkit.auditing.plan import Plan
 from robustkit.auditing.progress import EngineRun, dataset_digest
+from robustkit.auditing.queries import query_curve
 from robustkit.auditing.spec import RUN_FIELDS, SCHEMA, AuditSpec
 from robustkit.auditing.suites import get_suite
 from robustkit.auditing.threats import Threats
@@ -42,6 +43,7 @@ def manifest(
         "eval_passes": protocol["eval_passes"],
         "examples_per_attack": spec.examples_per_attack,
         "sample_column": SAMPLE_MEANING,  # older progress, whose rows counted positions, differs
+        "access": threats.access(spec),
     }
 
 
@@ -69,6 +71,7 @@ def run_record(
         "noise_probes": probes,
         "model_checks": [dataclasses.asdict(flag) for flag in model_flags],
         "eps_probes": run.eps_probes,
+        "query_curve": _query_curve(head, run),
         "failed_batches": run.failures,  # --skip-bad: their images have error rows
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": str(threats.model.device),
@@ -83,3 +86,13 @@ def run_record(
     }
     assert set(RUN_FIELDS) <= set(record), "run.json lacks a field of its schema"
     return record
+
+
+def _query_curve(head: dict[str, Any], run: EngineRun) -> list[dict[str, Any]] | None:
+    """Robust accuracy against the query budget, for an audit whose attacks only query the
+    model (None under gradient access, where the gradient attacks count no queries)."""
+    access = head["access"]
+    if access["level"] == "gradients":
+        return None
+    curve = query_curve(run.frame, access["max_queries"])
+    return curve.to_dict("records") or None

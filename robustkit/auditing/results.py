@@ -51,6 +51,10 @@ ROW_COLUMNS = [
     "clean_passes",  # of the passes, those classifying the input correctly
     "correct_passes",  # ... the kept adversarial, scored afresh after every choice (reported)
     "chosen_passes",  # ... the kept adversarial when it was chosen (the choices rest on these)
+    # Query-based attacks: model queries the breaking attack spent on the sample up to its first
+    # success (unbroken: all the row's attack spent on it); empty where no query was counted.
+    # Worst-case rows: the fewest any attack broke the sample with (unbroken: the most spent).
+    "queries",
 ]
 SUMMARY_COLUMNS = [
     "model",
@@ -126,6 +130,7 @@ class AuditResult:
         worst = broken_first.groupby(keys, sort=False).first().reset_index()
         worst = worst.sort_values(keys, kind="stable", ignore_index=True)
         worst["attack"] = WORST_CASE
+        worst["queries"] = _worst_queries(attacks, worst, keys)
         return worst[ROW_COLUMNS]
 
     def with_worst_case(self) -> pd.DataFrame:
@@ -228,6 +233,18 @@ class AuditResult:
         )
 
 
+def _worst_queries(rows: pd.DataFrame, worst: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """Per worst-case row: the fewest queries an attack broke its sample with, or, where the
+    sample held, the most an attack spent on it (NaN where no row counted queries)."""
+    queries = rows["queries"] if "queries" in rows else pd.Series(NAN, index=rows.index)
+    broken = rows["broken_by"].astype(str) != ""
+    counts = rows.assign(fewest=queries.where(broken), most=queries).groupby(keys, sort=False)
+    per_sample = counts.agg(fewest=("fewest", "min"), most=("most", "max"))
+    found = per_sample.reindex(pd.MultiIndex.from_frame(worst[keys]))
+    held = worst["broken_by"].astype(str).to_numpy() == ""
+    return pd.Series(found["most"].where(held, found["fewest"]).to_numpy(), index=worst.index)
+
+
 def _corruption_rows(cells: pd.DataFrame) -> pd.DataFrame:
     """Per model, the mean over corruption x severity cells (RobustBench's corruption accuracy)
     and the worst cell."""
@@ -307,7 +324,7 @@ def _read_rows(path: Path) -> pd.DataFrame:
     except (ValueError, pd.errors.ParserError) as err:
         raise _corrupt(path, str(err).splitlines()[0]) from None
     later = (("broken_by", ""), ("perturbation", NAN), ("radius", NAN), ("corruption", ""))
-    for column, missing in (*later, ("severity", NAN)):
+    for column, missing in (*later, ("severity", NAN), ("queries", NAN)):
         if column not in rows:  # written before these columns existed
             rows[column] = missing
     derived = ("outcome", "passes", "clean_passes", "correct_passes", "chosen_passes")

@@ -53,6 +53,7 @@ class RowStore:
         columns.setdefault("perturbation", []).extend(outcome.perturbation.tolist())
         radius = outcome.radius.tolist() if outcome.radius is not None else [float("nan")] * n
         columns.setdefault("radius", []).extend(radius)
+        columns.setdefault("queries", []).extend(outcome.queries.tolist())
         if clean_correct is None or outcome.correct is None or final_correct is None:
             clean_correct = (clean_pred == labels).long()
             final_correct = (outcome.adv_pred == labels).long()

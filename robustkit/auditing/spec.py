@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from robustkit.access_levels import check_access
 from robustkit.auditing.probe_modes import check_mode
 from robustkit.errors import RobustkitError
 
 if TYPE_CHECKING:
     from robustkit.attacks import Attack
 
-SCHEMA = 2  # the layout of manifest.json and run.json; older files are refused, never guessed
+SCHEMA = 3  # the layout of manifest.json and run.json; older files are refused, never guessed
 NORMS = ("linf", "l2", "l1", "gaussian")
 
 
@@ -67,6 +68,10 @@ class Defaults:
     noise_probes: str = "auto"
     corruption_table: str = "cifar10"
     examples_per_attack: int = 4
+    access: str = "gradients"  # what the attacks may ask of the model (black-box: scores, labels)
+    # run on a surrogate and replayed on the target, where the access is restricted (per norm)
+    transfer_attacks: tuple[str, ...] = ("pgd-linf", "pgd-l2")
+    query_budgets: tuple[int, ...] = (100, 1000, 10_000)  # the query curve's budgets
     universal_samples: int = 1000  # images a universal perturbation is crafted on (--universal)
 
     def budgets(self, norm: str) -> tuple[float, ...]:
@@ -102,6 +107,11 @@ class AuditSpec:
     ``eval_passes`` None follow the protocol (:attr:`Defaults.eot_samples` and
     :attr:`Defaults.eval_passes` for a randomized model, one pass otherwise). ``randomized``:
     None lets the randomness probe decide, False refuses a randomized model, True accepts one.
+    ``access`` is what the attacks may ask of the model (``gradients``, ``scores`` or
+    ``labels``: :mod:`robustkit.auditing.blackbox`); ``max_queries`` caps every query-based
+    attack per point (None: each attack's own budget); ``surrogate`` names the model that
+    attacks needing more than ``access`` run on, their adversarials replayed on the target
+    (``robustkit.audit`` takes a spec string or a module).
     """
 
     model: str = DEFAULTS.model
@@ -124,13 +134,17 @@ class AuditSpec:
     randomized: bool | None = None
     noise_probes: str = DEFAULTS.noise_probes
     examples_per_attack: int = DEFAULTS.examples_per_attack
+    access: str = DEFAULTS.access
+    max_queries: int | None = None
+    surrogate: str | None = None
 
     def __post_init__(self) -> None:
         if self.indices is not None and self.num_samples is not None:
             raise RobustkitError(
                 "indices lists the images to audit and num_samples draws a seeded subset: give one"
             )
-        for name in ("steps", "restarts", "batch_size", "eot_samples", "eval_passes"):
+        names = ("steps", "restarts", "batch_size", "eot_samples", "eval_passes", "max_queries")
+        for name in names:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise RobustkitError(f"{name} must be >= 1, got {value}")
@@ -139,9 +153,15 @@ class AuditSpec:
             if value is not None and value < 0:
                 raise RobustkitError(f"{name} must be >= 0, got {value}")
         object.__setattr__(self, "noise_probes", check_mode(self.noise_probes))
+        check_access(self.access)
+        if self.surrogate is not None and self.access == "gradients":
+            raise RobustkitError(
+                "a surrogate model serves a black-box audit: restrict the access to scores or "
+                "labels, or drop the surrogate"
+            )
 
 
-# run.json and manifest.json hold these (schema 2); the manifest is what decides the numbers
+# run.json and manifest.json hold these (schema 3); the manifest is what decides the numbers
 MANIFEST_FIELDS = (
     "schema",
     "model",
@@ -160,6 +180,7 @@ MANIFEST_FIELDS = (
     "eval_passes",
     "examples_per_attack",
     "sample_column",
+    "access",
 )
 # ... and run.json, beside it, what the run found and where it ran
 RUN_FIELDS = (
@@ -175,6 +196,7 @@ RUN_FIELDS = (
     "noise_probes",
     "model_checks",
     "eps_probes",
+    "query_curve",
     "date",
     "device",
     "versions",

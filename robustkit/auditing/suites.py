@@ -26,6 +26,11 @@ is not an evaluation.
 loss and its gradient averaged over ``eot_samples`` passes, 20 by default); the audit gives it to a
 model its randomness probe finds randomized, and judges every point over fresh passes
 (:mod:`robustkit.models.passes`).
+
+``scores`` and ``labels`` are the suites of black-box audits (``--access scores`` or ``labels``,
+:mod:`robustkit.auditing.blackbox`), each attack held to the audit's query budget per point:
+with scores only, Square's random search, then an NES gradient estimate (Ilyas et al. 2018) on
+the points it left; with the top-1 label only, RayS (L-inf) then HopSkipJump.
 """
 
 from __future__ import annotations
@@ -117,6 +122,13 @@ _QUICK_L1: tuple[AttackSpec, ...] = (
     ("apgd-t-l1", {"steps": 20, "num_targets": 3}),
 )
 
+# Black-box suites: what an attacker who sees the scores, or the top-1 label only, can run.
+_SCORES: tuple[AttackSpec, ...] = (("square", {}), ("nes-linf", {}))
+_SCORES_L2: tuple[AttackSpec, ...] = (("square-l2", {}), ("nes-l2", {}))
+_SCORES_L1: tuple[AttackSpec, ...] = (("square-l1", {}),)
+_LABELS: tuple[AttackSpec, ...] = (("rays-linf", {}), ("hsj-linf", {}))
+_LABELS_L2: tuple[AttackSpec, ...] = (("hsj-l2", {}),)
+
 SUITES: dict[str, Suite] = {
     "quick": Suite(
         "quick",
@@ -145,6 +157,19 @@ SUITES: dict[str, Suite] = {
         _RAND,
         _l2(_RAND),
         "for randomized models: APGD-CE and APGD-DLR with EOT, points judged over fresh passes",
+    ),
+    "scores": Suite(
+        "scores",
+        _SCORES,
+        _SCORES_L2,
+        "black-box, scores only (--access scores): Square, then NES",
+        l1=_SCORES_L1,
+    ),
+    "labels": Suite(
+        "labels",
+        _LABELS,
+        _LABELS_L2,
+        "black-box, top-1 label only (--access labels): RayS (L-inf), then HopSkipJump",
     ),
 }
 DEFAULT_SUITE = DEFAULTS.suite

@@ -31,13 +31,16 @@ from robustkit.models import RobustModel, check_classifier, check_deterministic,
 class Threat:
     """How one family of attacks reaches the model: the module the attacks run on (``craft``) and
     the one whose prediction decides success (``score``). A plain audit has one threat with both
-    the model itself; a defense audit adds oblivious, BPDA and EOT threats."""
+    the model itself; a defense audit adds oblivious, BPDA and EOT threats. ``replayed``: the
+    adversarials come from another model (a black-box audit's surrogate), each costing the
+    scoring model one query."""
 
     prefix: str | None
     craft: nn.Module
     score: nn.Module
     model_name: str
     adapt: Callable[[Attack], Attack | None] = lambda attack: attack  # None: not in this family
+    replayed: bool = False
 
     def label(self, attack: Attack) -> str:
         return f"{self.prefix}:{attack.name}" if self.prefix else attack.name
@@ -56,6 +59,7 @@ class Threats:
     what is attacked asks this object; a defense audit overrides them."""
 
     noise_probes = True  # whether the pure-noise probes run on this model
+    level = "gradients"  # what the attacks may ask of the model (robustkit.access_levels)
 
     def __init__(self, model: RobustModel) -> None:
         self.model = model
@@ -90,6 +94,20 @@ class Threats:
             eot_samples=spec.eot_samples,
             eval_passes=spec.eval_passes,
         )
+
+    def named_attacks(self, spec: AuditSpec) -> tuple[str | Attack, ...] | None:
+        """The attacks the plan runs alone (None: the diagnostics)."""
+        return spec.attacks
+
+    def access(self, spec: AuditSpec) -> dict[str, Any]:
+        """What the attacks may ask of the model, for the manifest and run.json, and the cap of
+        the query-based attacks (``spec.max_queries``)."""
+        return {
+            "level": self.level,
+            "max_queries": spec.max_queries,
+            "surrogate": None,
+            "skipped_checks": [],
+        }
 
     def attack_passes(self, protocol: dict[str, Any]) -> dict[str, int]:
         """The pass counts the attacks themselves take: the protocol's EOT and judging passes."""

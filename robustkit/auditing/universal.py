@@ -56,8 +56,16 @@ class UniversalRun:
     record: dict[str, Any]
 
 
-def check_universal(plan: Plan, protocol: dict[str, Any], threats: int) -> None:
-    """Refuse, before any attack runs, an audit a universal perturbation cannot join."""
+def check_universal(
+    plan: Plan, protocol: dict[str, Any], threats: int, access: str = "gradients"
+) -> None:
+    """Refuse, before any attack runs, an audit a universal perturbation cannot join (one
+    with ``access`` short of gradients: the crafting follows the model's gradients)."""
+    if access != "gradients":
+        raise RobustkitError(
+            f"--universal crafts with the model's gradients, which --access {access} withholds: "
+            "drop --universal or --access"
+        )
     if protocol["eval_passes"] > 1:
         raise RobustkitError(
             "--universal scores one pass per image, which does not judge a randomized model: "

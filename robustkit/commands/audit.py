@@ -44,7 +44,7 @@ def audit_command(options: AuditOptions) -> None:
     with guarded(out):
         model = _load_model(spec, options)
         info = _load_data(spec, model, options)
-        threats = _threats(model, options)
+        threats = _threats(spec, model, options)
         _run_and_publish(
             spec,
             threats,
@@ -69,16 +69,20 @@ def audit_spec(options: AuditOptions) -> AuditSpec:
         projection_restarts=o.projection_restarts,
         eot_samples=o.eot_samples,
         eval_passes=o.eval_passes,
+        max_queries=o.max_queries,
         universal_samples=o.universal_samples,
     )
     if check_universal_samples(o.universal, o.universal_samples) and o.defense is not None:
         raise RobustkitError("--universal audits a plain model: drop --defense or --universal")
+    access = _access(o.access, o.surrogate, o.defense, universal=o.universal)
+    attacks = _attack_names(o.attacks, o.suite, defended=o.defense is not None)
+    _fit(attacks, o.suite, access, o.surrogate)
     return AuditSpec(
         model=o.model,
         dataset=o.dataset,
         num_samples=o.num_samples,
         indices=_listed(o.indices, o.num_samples),
-        attacks=_attack_names(o.attacks, o.suite, defended=o.defense is not None),
+        attacks=attacks,
         suite=o.suite,
         steps=o.steps,
         restarts=o.restarts,
@@ -93,6 +97,9 @@ def audit_spec(options: AuditOptions) -> AuditSpec:
         eval_passes=o.eval_passes,
         randomized=o.randomized,
         noise_probes=_noise_probes(o.noise_probes, off=o.no_noise_probes),
+        access=access,
+        max_queries=o.max_queries,
+        surrogate=o.surrogate,
     )
 
 
@@ -211,6 +218,38 @@ def _noise_probes(mode: str, *, off: bool) -> str:
     return "off" if off else checked
 
 
+def _access(access: str, surrogate: str | None, defense: str | None, *, universal: bool) -> str:
+    """--access checked, with the options that need or exclude a restricted access."""
+    from robustkit.access_levels import check_access
+
+    level = check_access(access.strip().lower())
+    if surrogate is not None and level == "gradients":
+        raise RobustkitError(
+            "--surrogate serves a black-box audit (the attacks needing more access run on it): "
+            "add --access scores or --access labels, or drop --surrogate"
+        )
+    if defense is not None and level != "gradients":
+        raise RobustkitError(
+            "--defense is audited with gradients (BPDA, EOT): drop --access or --defense"
+        )
+    if universal and level != "gradients":
+        raise RobustkitError(
+            f"--universal crafts with the model's gradients, which --access {level} withholds: "
+            "drop --universal or --access"
+        )
+    return level
+
+
+def _fit(
+    attacks: tuple[str, ...] | None, suite: str | None, access: str, surrogate: str | None
+) -> None:
+    """Under a restricted access, every attack named (or in --suite) fits it, or there is a
+    surrogate to run it on; checked before anything loads."""
+    from robustkit.auditing.blackbox import check_fit
+
+    check_fit(attacks or (), suite, access, surrogate=surrogate is not None)
+
+
 def _attack_names(
     attacks: str | None, suite: str | None, *, defended: bool
 ) -> tuple[str, ...] | None:
@@ -276,12 +315,23 @@ def _load_data(spec: AuditSpec, model: RobustModel, options: AuditOptions) -> Da
     return info
 
 
-def _threats(model: RobustModel, options: AuditOptions) -> Threats:
-    """The model itself, or the defense ``--defense`` names around it."""
-    from robustkit.auditing.threats import Threats
+def _surrogate(spec: AuditSpec, model: RobustModel) -> RobustModel | None:
+    """The --surrogate model, loaded on the model's device (None: none given)."""
+    from robustkit.models import load_model
+    from robustkit.models.robustbench import dataset_of as zoo_dataset
+
+    if spec.surrogate is None:
+        return None
+    return load_model(spec.surrogate, device=model.device, dataset=zoo_dataset(spec.dataset))
+
+
+def _threats(spec: AuditSpec, model: RobustModel, options: AuditOptions) -> Threats:
+    """The model itself (behind its access wrapper, with the surrogate), or the defense
+    ``--defense`` names around it."""
+    from robustkit.auditing.blackbox import model_threats
 
     if options.defense is None:
-        return Threats(model)
+        return model_threats(model, spec.access, _surrogate(spec, model))
     from robustkit.defenses.evaluation import DefenseThreats
     from robustkit.defenses.manifold import load_defense
 

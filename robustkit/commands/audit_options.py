@@ -107,6 +107,32 @@ class AuditOptions:
             show_default=False,
         ),
     ] = None
+    access: Annotated[
+        str,
+        typer.Option(
+            help="what the attacks may ask of the model: gradients (white-box), scores (its "
+            "outputs: --suite scores, Square then NES) or labels (its top-1 class: --suite "
+            "labels, RayS then HopSkipJump); scores and labels are black-box audits that count "
+            "queries"
+        ),
+    ] = DEFAULTS.access
+    max_queries: Annotated[
+        int | None,
+        typer.Option(
+            help="model queries per point for every query-based attack (Square, NES, RayS, "
+            "HopSkipJump); the summary gives robust accuracy at 100, 1,000, 10,000 queries up "
+            "to it [default: each attack's own]",
+            show_default=False,
+        ),
+    ] = None
+    surrogate: Annotated[
+        str | None,
+        typer.Option(
+            help="with --access scores or labels: a model (any --model spec) that the attacks "
+            "needing more access run on (default PGD), their adversarials replayed on the model "
+            "at one query per point"
+        ),
+    ] = None
     strict: Annotated[
         bool, typer.Option(help="exit 1 when a check flags the evaluation (gradient masking...)")
     ] = False

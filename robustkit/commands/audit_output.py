@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from robustkit.auditing.checks import Flag, sanity_flags
+from robustkit.auditing.checks import Flag, sanity_flags, skipped_checks
 from robustkit.auditing.leaderboard import compare as compare_leaderboard
 from robustkit.auditing.leaderboard import leaderboard_lines
 from robustkit.auditing.probe_modes import describe_probes
@@ -36,6 +37,9 @@ def publish(result: AuditResult, out_dir: Path, *, strict: bool) -> None:
     result.save(out_dir)
     report = write_report(result, out_dir / "report.html")
     print_table(summary_table(result))
+    curve = query_table(result)
+    if curve is not None:
+        print_table(curve)
     print_protocol(result)
     print_noise_probes(result)
     print_leaderboard(result)
@@ -46,6 +50,29 @@ def publish(result: AuditResult, out_dir: Path, *, strict: bool) -> None:
     if strict and flags:
         stderr.print(f"--strict: {len(flags)} check(s) failed", highlight=False)
         raise typer.Exit(code=1)
+
+
+def query_table(result: AuditResult) -> Table | None:
+    """Robust accuracy against the per-point query budget of a black-box audit, one row per
+    norm and eps, one column per budget (None: no query curve in run.json)."""
+    curve = result.config.get("query_curve")
+    if not curve:
+        return None
+    frame = pd.DataFrame(curve)
+    several = frame["model"].nunique() > 1
+    budgets = sorted(frame["queries"].unique())
+    table = Table(title="robust accuracy by query budget")
+    for column in [*["model"] * several, "norm", "eps", *(f"{q:,} queries" for q in budgets)]:
+        table.add_column(column, justify="left" if column in ("model", "norm") else "right")
+    for (model, norm, eps), group in frame.groupby(["model", "norm", "eps"], sort=False):
+        accuracy = group.set_index("queries")["robust_accuracy"]
+        table.add_row(
+            *[str(model)] * several,
+            str(norm),
+            f"{eps:g}",
+            *(f"{accuracy[q]:.1%}" for q in budgets),
+        )
+    return table
 
 
 def print_protocol(result: AuditResult) -> None:
@@ -106,6 +133,14 @@ def print_flags(result: AuditResult, flags: list[Flag]) -> None:
             f"[bold yellow]note:[/] suite {result.config['suite']!r} is a smoke check, not "
             "an evaluation: use --suite standard for a robust accuracy you can report",
             highlight=False,
+        )
+    access = result.config.get("access") or {}
+    for check, reason in skipped_checks(result.config):
+        stdout.print(
+            f"[bold yellow]note:[/] {escape(f'[{check}]')} not run under --access "
+            f"{escape(str(access.get('level')))}: {escape(reason)}",
+            highlight=False,
+            soft_wrap=True,
         )
     for flag in flags:
         colour = "red" if flag.severity == "error" else "yellow"

@@ -187,6 +187,30 @@ def sigma_sweep(sweep: pd.DataFrame) -> str:
 
 
 @_styled
+def query_curve(curve: pd.DataFrame) -> str:
+    """Robust accuracy against the per-point query budget (log scale), one panel per norm, one
+    line per eps: a point counts as broken at a budget when some attack broke it within it."""
+    norms = list(curve["norm"].unique())
+    fig = _figure(3.2 * len(norms), 2.8)
+    axes = fig.subplots(1, len(norms), squeeze=False)[0]
+    for ax, norm in zip(axes, norms, strict=True):
+        rows = curve[curve["norm"] == norm]
+        for (model, eps), line in rows.groupby(["model", "eps"], sort=False):
+            several = rows["model"].nunique() > 1
+            label = f"{_short(model)}, eps {eps:g}" if several else f"eps {eps:g}"
+            ax.plot(line["queries"], line["robust_accuracy"], marker="o", label=label)
+        ax.set_xscale("log")
+        ax.set(
+            xlabel=f"queries per point ({NORM_LABELS.get(str(norm), str(norm))})",
+            ylim=(-0.02, 1.02),
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("robust accuracy")
+    return svg_markup(fig)
+
+
+@_styled
 def transfer(matrix: pd.DataFrame) -> str:
     """Transfer success rates (Papernot layout, see robustkit.transfer.plot), one panel per attack
     and eps; conditioned on both models being right on the clean input when the frame says so."""

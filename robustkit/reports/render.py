@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from robustkit.auditing.checks import CHECKS, sanity_flags, steps_flags
+from robustkit.auditing.checks import CHECKS, sanity_flags, skipped_checks, steps_flags
 from robustkit.auditing.leaderboard import leaderboard_lines
 from robustkit.auditing.partial import Partial, load_saved
 from robustkit.auditing.probe_modes import describe_probes
@@ -100,6 +100,7 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "noise_probes": _noise_probes(config),
         "defense": None if defense is None else _table(defense.set_index("base")),
         "flags": sanity_flags(result),
+        **_access(config),
         "suite": config["suite"],
         "evaluation": config["evaluation"],
         "protocol": config["protocol"],
@@ -107,6 +108,35 @@ def _run_context(result: AuditResult, label: str) -> dict[str, Any]:
         "leaderboard_link": (config["leaderboard"] or {}).get("link"),
         "partial": Partial(**config["partial"]).describe() if config.get("partial") else None,
         "errors": _failed_batches(config),
+    }
+
+
+def _access(config: dict[str, Any]) -> dict[str, Any]:
+    """What the template shows of the access: its level, the checks it skipped, the curve."""
+    return {
+        "access": (config.get("access") or {}).get("level", "gradients"),
+        "skipped_checks": skipped_checks(config),
+        "query_curve": _query_curve(config),
+    }
+
+
+def _query_curve(config: dict[str, Any]) -> dict[str, Any] | None:
+    """A black-box audit's robust accuracy against the query budget: the figure, and a table
+    with a row per model, norm and eps and a column per budget (None: no curve)."""
+    curve = config.get("query_curve")
+    if not curve:
+        return None
+    frame = pd.DataFrame(curve)
+    keys = ["model", "norm", "eps"]
+    table = frame.pivot_table(index=keys, columns="queries", values="robust_accuracy", sort=False)
+    return {
+        "figure": figures.query_curve(frame),
+        "budgets": [int(q) for q in table.columns],
+        "several": frame["model"].nunique() > 1,
+        "rows": [
+            (*key, values)
+            for key, values in zip(table.index, table.to_numpy().tolist(), strict=True)
+        ],
     }
 
 
