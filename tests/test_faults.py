@@ -540,3 +540,25 @@ def test_a_cut_audit_reports_what_it_saved_marked_partial(tmp_path):
     assert result.config["num_samples"] == 36 and set(result.frame["sample"]) == set(range(36))
     html = write_report(result, tmp_path / "report.html").read_text()
     assert "partial results</strong> Linear: 3 of 4 batches saved; the audit was cut" in html
+
+
+def test_a_model_failing_in_the_noise_probes_stops_in_one_line_and_resumes(tmp_path, monkeypatch):
+    args = ["audit", "--attacks", "fgsm", "--num-samples", "8", "--out"]
+    straight = CliRunner().invoke(app, [*args, str(tmp_path / "straight")])
+    assert straight.exit_code == 0, straight.output
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model fails on noise\nsecond line")
+
+    out = tmp_path / "cut"
+    with monkeypatch.context() as patch:
+        patch.setattr("robustkit.auditing.engine.run_probes", broken)
+        cut = CliRunner().invoke(app, [*args, str(out)])
+    assert cut.exit_code == 1, cut.output
+    lines = cut.output.strip().splitlines()
+    assert lines[-1].startswith("error: the noise probes failed: RuntimeError: the model fails on")
+    assert "1 of 1 batches saved" in lines[-1] and "--resume" in lines[-1]
+    assert "Traceback" not in cut.output and "second line" not in cut.output
+    resumed = CliRunner().invoke(app, [*args, str(out), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert saved_outputs(out) == saved_outputs(tmp_path / "straight")

@@ -29,7 +29,7 @@ from robustkit.attacks.noise import Advance
 from robustkit.auditing.batch import BatchRecord, BatchRunner
 from robustkit.auditing.blackbox import model_threats
 from robustkit.auditing.distributed import barrier, is_main, my_batches
-from robustkit.auditing.failures import BatchFailed, LogitWatch, failure_of
+from robustkit.auditing.failures import BatchFailed, LogitWatch, ProbesFailed, failure_of
 from robustkit.auditing.inputs import Batches, choose_samples, resolve_data, resolve_model
 from robustkit.auditing.noise_probes import ProbeChoice, choose_probes, run_probes
 from robustkit.auditing.plan import Plan, plan_audit
@@ -364,8 +364,19 @@ def run_engine(
         barrier()  # every process has saved its share
         if then is not None:
             bar.update(task, description="noise probes")
-            then(lambda share: bar.advance(task, share * then_units))
+            _probe(then, lambda share: bar.advance(task, share * then_units))
     return store.assemble(range(len(batches)))
+
+
+def _probe(probes: Callable[[Advance], None], advance: Advance) -> None:
+    """Run the noise probes; a model that fails in them raises :class:`ProbesFailed` (one line,
+    every batch already saved) rather than a traceback."""
+    try:
+        probes(advance)
+    except RobustkitError:
+        raise
+    except Exception as err:  # the user's model may raise anything (signals are no Exception)
+        raise ProbesFailed(err) from err
 
 
 def _attempt(

@@ -62,18 +62,27 @@ class BatchFailed(RobustkitError):
         )
 
 
+class ProbesFailed(RobustkitError):
+    """The model failed in the noise probes, which run after every batch is saved."""
+
+    def __init__(self, err: BaseException) -> None:
+        super().__init__(f"the noise probes failed: {cause_of(err)}")
+
+
 def failure_of(
     index: int, samples: Tensor, labels: Tensor, err: BaseException | None
 ) -> BatchFailure:
     """The failure of batch ``index`` raised as ``err`` (None: its logits were not finite)."""
-    if err is None:
-        cause = NONFINITE
-    elif is_out_of_memory(err):
-        cause = SINGLE_IMAGE_OOM
-    else:
-        lines = str(err).strip().splitlines()
-        cause = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    cause = NONFINITE if err is None else cause_of(err)
     return BatchFailure(index, samples.tolist(), labels.cpu().tolist(), cause)
+
+
+def cause_of(err: BaseException) -> str:
+    """What a failing model raised, in one line."""
+    if is_out_of_memory(err):
+        return SINGLE_IMAGE_OOM
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
 def is_out_of_memory(err: BaseException) -> bool:

@@ -3,8 +3,8 @@ or a scheduler's SIGTERM, a full or read-only disk, a batch the model fails on.
 
 Each ends in one line on stderr holding the exact command that resumes (the user's own plus
 ``--resume``) and an exit code of its own: 130 or 143 for a signal, 2 for a disk that refuses a
-write (or a folder another audit holds), 1 for a failing batch. The saved batches stay: nothing
-is written but whole files.
+write (or a folder another audit holds), 1 for a failing batch or noise probe. The saved batches
+stay: nothing is written but whole files.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def resume_command() -> str:
 def guarded(out: Path) -> Iterator[None]:
     """Run an audit writing to ``out``: its lock held (rank 0 of a distributed audit), signals
     turned into a clean stop, and the faults above into one line and their exit code."""
-    from robustkit.auditing.failures import BatchFailed
+    from robustkit.auditing.failures import BatchFailed, ProbesFailed
     from robustkit.files import UnwritableError
     from robustkit.folder_lock import lock_folder
     from robustkit.interrupts import Interrupted, stop_on_signals
@@ -72,6 +72,9 @@ def guarded(out: Path) -> Iterator[None]:
                     f"{failed.failure.describe()}; {_saved(out)}; fix the model and resume with: "
                     f"{resume} (or add --skip-bad to record its images as errors)"
                 )
+                raise typer.Exit(1) from None
+            except ProbesFailed as err:
+                _error(f"{err}; {_saved(out)}; fix the model and resume with: {resume}")
                 raise typer.Exit(1) from None
             except UnwritableError as err:
                 _error(f"{err}; {_saved(out)}; then resume with: {resume}")
