@@ -23,30 +23,15 @@ from dataclasses import dataclass
 import torch
 from peer_queries import art_hop_skip_jump
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from robustkit.attacks import create_attack
 from robustkit.data import load_dataset
 from robustkit.models import load_model
+from robustkit.models.access import LabelsOnly
+from robustkit.testing.counting import CountingModel
 
 THREATS = (("linf", 0.3, ("hsj-linf", "rays-linf")), ("l2", 3.0, ("hsj-l2",)))
 CHECKPOINTS = (100,)
-
-
-class Labels(nn.Module):
-    """The model answering only its top-1 class (a one-hot vector, no gradient), counting the
-    rows it is asked."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.rows = 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.rows += len(x)
-        with torch.no_grad():
-            logits = self.model(x)
-        return F.one_hot(logits.argmax(dim=1), logits.shape[1]).to(x.dtype)
 
 
 @dataclass
@@ -63,22 +48,22 @@ class Row:
 def ours(name: str, model: nn.Module, x: Tensor, y: Tensor, eps: float, budget: int) -> Row:
     """Our attack through the labels-only wrapper; its reported queries must add up to the
     rows the wrapper forwarded."""
-    labels = Labels(model)
+    labels = CountingModel(LabelsOnly(model))
     attack = create_attack(name, max_queries=budget)
     torch.manual_seed(0)
     start = time.perf_counter()
     result = attack(labels, x, y, eps=eps)
     seconds = time.perf_counter() - start
-    assert result.queries is not None and int(result.queries.sum()) == labels.rows
+    assert result.queries is not None and int(result.queries.sum()) == labels.images
     assert int(result.queries.max()) <= budget
     first = torch.where(result.success, result.queries.float(), math.inf)
-    return Row("robustkit", name, attack.norm, eps, first, seconds, labels.rows)
+    return Row("robustkit", name, attack.norm, eps, first, seconds, labels.images)
 
 
 def art(norm: str, model: nn.Module, x: Tensor, y: Tensor, eps: float, budget: int) -> Row:
     """ART's HopSkipJump through the same labels-only wrapper, stopped at the budget."""
     start = time.perf_counter()
-    first, rows = art_hop_skip_jump(Labels(model), x, y, norm=norm, eps=eps, budget=budget)
+    first, rows = art_hop_skip_jump(LabelsOnly(model), x, y, norm=norm, eps=eps, budget=budget)
     seconds = time.perf_counter() - start
     return Row("ART", f"HopSkipJump {norm}", norm, eps, first, seconds, rows)
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from robustkit.attacks import attack_class, create_attack
 from robustkit.attacks.base import perturbation_norm
@@ -18,6 +17,7 @@ from robustkit.attacks.runs import Points
 from robustkit.data import load_dataset
 from robustkit.errors import RobustkitError
 from robustkit.models import load_model
+from robustkit.models.access import LabelsOnly, ScoresOnly
 
 ORACLE = ["nes-linf", "nes-l2", "hsj-l2", "hsj-linf", "rays-linf"]
 QUERY = [*ORACLE, "square", "square-l2"]
@@ -52,31 +52,6 @@ class Recorder(nn.Module):
         self.calls.append(x.detach().clone())
         self.grad_modes.append(torch.is_grad_enabled() or x.requires_grad)
         return self.net(x)
-
-
-class Scores(nn.Module):
-    """Scores access: the logits, computed without autograd and cut from any graph."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: Tensor) -> Tensor:
-        with torch.no_grad():
-            return self.net(x).detach()
-
-
-class Labels(nn.Module):
-    """Labels access: a one-hot vector of the top-1 class, nothing else."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: Tensor) -> Tensor:
-        with torch.no_grad():
-            logits = self.net(x)
-        return F.one_hot(logits.argmax(dim=1), logits.shape[1]).to(x.dtype)
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +166,7 @@ def test_a_misclassified_point_costs_one_query(tiny, name):
 @pytest.mark.parametrize("name", ["nes-linf", "nes-l2", "square", "square-l2"])
 def test_score_attacks_need_only_detached_scores(tiny, name):
     net, x, y = tiny
-    model = Recorder(Scores(net.requires_grad_(True)))
+    model = Recorder(ScoresOnly(net.requires_grad_(True)))
     try:
         torch.manual_seed(0)
         attack = make(name, BUDGET)
@@ -210,7 +185,7 @@ def test_label_attacks_break_mnist_through_one_hot_labels(mnist, name):
     torch.manual_seed(0)
     attack = create_attack(name, max_queries=1000)
     with torch.no_grad():
-        result = attack(Labels(model), x, y, eps=eps)
+        result = attack(LabelsOnly(model), x, y, eps=eps)
     assert int(result.success.sum()) >= 2
     with torch.no_grad():  # the real model agrees: misclassified, and within eps
         assert bool((model(result.x_adv[result.success]).argmax(dim=1) != y[result.success]).all())
