@@ -141,10 +141,9 @@ class UniversalPGD:
                 grad = self._gradient(model, images[batch].to(device), targets[batch], delta)
                 delta = ball.project_delta(delta + size * ball.direction(grad), radius)
                 step += 1
-        perturbation = delta[0].cpu()
-        fooled = predict(model, images, PREDICT_BATCH, perturbation) != targets
+        fooled = predict(model, images, PREDICT_BATCH, delta[0]) != targets
         return Universal(
-            perturbation=perturbation,
+            perturbation=delta[0].cpu(),
             norm=self.norm,
             eps=float(eps),
             fooling_rate=float(fooled.float().mean()),
