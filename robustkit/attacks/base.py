@@ -225,10 +225,11 @@ def validate_inputs(
     )
 
 
-def require_counts(attack: Attack, *names: str) -> None:
-    """Refuse a count hyper-parameter of ``attack`` (steps, restarts, ...) below 1, naming it."""
+def require_counts(settings: object, *names: str) -> None:
+    """Refuse a count hyper-parameter of ``settings`` (an attack's steps, restarts, ...) below 1,
+    naming it."""
     for name in names:
-        value = getattr(attack, name)
+        value = getattr(settings, name)
         if value < 1:
             raise RobustkitError(f"{name} must be >= 1, got {value}")
 

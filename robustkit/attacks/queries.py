@@ -17,10 +17,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from robustkit.attacks.base import Attack, AttackResult
+from robustkit.attacks.base import Attack, AttackResult, require_counts
 from robustkit.attacks.geometry import geometry
 from robustkit.attacks.runs import Kept, Points, RunOutcome
-from robustkit.errors import RobustkitError
 
 # One forward holds at most this many input elements (at least one row): it bounds the memory of
 # an attack that asks many rows per point at once (HopSkipJump's gradient estimate) and, on the
@@ -186,8 +185,7 @@ class OracleAttack(QueryAttack):
     max_queries: int = 5000
 
     def __post_init__(self) -> None:
-        if self.max_queries < 1:
-            raise RobustkitError(f"max_queries must be >= 1, got {self.max_queries}")
+        require_counts(self, "max_queries")
 
     def _single_run(
         self, model: nn.Module, points: Points, *, eps: float, restart: int, **settings: Any

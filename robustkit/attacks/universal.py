@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from robustkit.attacks.base import validate_eps, validate_inputs
+from robustkit.attacks.base import require_counts, validate_eps, validate_inputs
 from robustkit.attacks.geometry import geometry
 from robustkit.errors import RobustkitError
 from robustkit.models.wrapper import BOUNDS, device_of
@@ -103,9 +103,7 @@ class UniversalPGD:
             raise RobustkitError(
                 f"unknown norm {self.norm!r} for a universal perturbation: use {' or '.join(NORMS)}"
             )
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise RobustkitError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_counts(self, "epochs", "batch_size")
         for name in ("rel_stepsize", "loss_cap"):
             if not getattr(self, name) > 0:
                 raise RobustkitError(f"{name} must be > 0, got {getattr(self, name)}")
